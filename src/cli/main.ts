@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+/**
+ * The `kite` command (contract §8): finds the command, handles `--help` everywhere, and turns
+ * failures into one line on stderr. Exit codes: 0 success or help, 1 the command failed (bad
+ * config, HTTP error, server unreachable), 2 the command line is wrong.
+ */
+import { UsageError, formatHelp, parseCommand, table, wantsHelp } from './args.js';
+import { isGroup, type Command, type CommandGroup, type Entry } from './command.js';
+import { keys } from './commands/keys.js';
+import { listen } from './commands/listen.js';
+import { migrate } from './commands/migrate.js';
+import { publish } from './commands/publish.js';
+import { serve } from './commands/serve.js';
+import { sources } from './commands/sources.js';
+import { teams } from './commands/teams.js';
+
+/** A command another issue will fill in; listed in the help so users know it is coming. */
+function notYetAvailable(name: string, summary: string): Command {
+  return {
+    spec: {
+      command: name,
+      summary: `${summary} (not yet available in this build)`,
+      usage: `kite ${name} …`,
+      details: [`'kite ${name}' is planned but not part of this build yet; running it exits with code 2.`],
+      flags: {},
+      examples: [`kite ${name} --help`],
+    },
+    async run() {
+      throw new UsageError(`'kite ${name}' is not yet available in this build`, name);
+    },
+  };
+}
+
+const COMMANDS: Readonly<Record<string, Entry>> = {
+  serve,
+  migrate,
+  teams,
+  keys,
+  sources,
+  listen,
+  publish,
+  // ── Reserved for upcoming issues ─────────────────────────────────────────────────────────
+  // `peers` (add|list|show|rm|redrive, contract §6) and `bench`: replace these placeholders
+  // with a CommandGroup / Command from src/cli/commands/peers.ts and bench.ts.
+  peers: notYetAvailable('peers', 'manage federation peers: add, list, show, rm, redrive'),
+  bench: notYetAvailable('bench', 'run the benchmarks'),
+};
+
+function topHelp(): string {
+  const rows = Object.entries(COMMANDS).map(([name, entry]): [string, string] =>
+    isGroup(entry)
+      ? [`${name} ${Object.keys(entry.subcommands).join('|')}`, entry.summary]
+      : [name, entry.spec.summary],
+  );
+  return [
+    'kite — webhooks in, CloudEvents out: signed ingest, durable events on Postgres, live listeners.',
+    '',
+    'Usage:',
+    '  kite <command> [flags]',
+    '',
+    'Commands:',
+    ...table(rows),
+    '',
+    "Run 'kite <command> --help' for a command's flags, environment and an example.",
+    '',
+    'Client commands read KITE_URL (default http://127.0.0.1:8787) and KITE_TOKEN; without a token',
+    'they use the admin token that `kite serve` saved in KITE_DATA_DIR (default ./.kite).',
+    '',
+    'Example:',
+    '  kite serve &  kite teams create acme  &&  kite listen --team acme',
+    '',
+  ].join('\n');
+}
+
+function groupHelp(group: CommandGroup): string {
+  const rows = Object.entries(group.subcommands).map(([name, c]): [string, string] => [name, c.spec.summary]);
+  const first = Object.values(group.subcommands)[0]!;
+  return [
+    `kite ${group.name} — ${group.summary}`,
+    '',
+    'Usage:',
+    `  kite ${group.name} <${Object.keys(group.subcommands).join('|')}> [flags]`,
+    '',
+    'Subcommands:',
+    ...table(rows),
+    '',
+    `Run 'kite ${group.name} <subcommand> --help' for its flags.`,
+    '',
+    'Example:',
+    `  ${first.spec.examples[0]}`,
+    '',
+  ].join('\n');
+}
+
+/** Resolve argv to what to do: a help page to print, or a command with its own arguments. */
+function dispatch(argv: readonly string[]): { help: string } | { command: Command; args: string[] } {
+  let [name, ...rest] = argv;
+  if (name === 'help') return dispatchHelp(rest);
+  if (name === undefined) throw new UsageError('missing command', '');
+  if (name === '--help' || name === '-h') return { help: topHelp() };
+  if (name.startsWith('-')) throw new UsageError(`unknown flag '${name}' (flags go after the command)`, '');
+  const entry = COMMANDS[name];
+  if (!entry) throw new UsageError(`unknown command '${name}'`, '');
+  if (!isGroup(entry)) return { command: entry, args: rest };
+  [name, ...rest] = rest;
+  if (name === undefined || name === '--help' || name === '-h') {
+    if (name === undefined) throw new UsageError(`missing subcommand: ${Object.keys(entry.subcommands).join(', ')}`, entry.name);
+    return { help: groupHelp(entry) };
+  }
+  const command = entry.subcommands[name];
+  if (!command) {
+    if (wantsHelp(rest)) return { help: groupHelp(entry) };
+    throw new UsageError(`unknown subcommand '${name}' (one of ${Object.keys(entry.subcommands).join(', ')})`, entry.name);
+  }
+  return { command, args: rest };
+}
+
+/** `kite help keys create` is `kite keys create --help`. */
+function dispatchHelp(words: readonly string[]): { help: string } {
+  if (words.length === 0) return { help: topHelp() };
+  const resolved = dispatch([...words, '--help']);
+  if ('help' in resolved) return resolved;
+  return { help: formatHelp(resolved.command.spec) };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const resolved = dispatch(argv);
+  if ('help' in resolved) {
+    process.stdout.write(resolved.help);
+    return 0;
+  }
+  const parsed = parseCommand(resolved.args, resolved.command.spec);
+  if (parsed === 'help') {
+    process.stdout.write(formatHelp(resolved.command.spec));
+    return 0;
+  }
+  return resolved.command.run(parsed);
+}
+
+function report(err: unknown): number {
+  if (err instanceof UsageError) {
+    const where = err.command ? `kite ${err.command} --help` : 'kite --help';
+    process.stderr.write(`kite: ${err.message}. Run '${where}' for usage.\n`);
+    return 2;
+  }
+  // ConfigError, CliError and anything unexpected: the message is the line, with no stack trace.
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`kite: ${message.split('\n')[0]}\n`);
+  return 1;
+}
+
+// A closed stdout (`kite keys list | head -1`) is not an error worth a stack trace. `listen`
+// installs its own handler, which must run instead: it saves the cursor first.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (process.stdout.listenerCount('error') > 1) return;
+  process.exit(err.code === 'EPIPE' ? 0 : 1);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => exitAfterStdout(code),
+  (err: unknown) => exitAfterStdout(report(err)),
+);
+
+/** process.exit can drop piped output still queued; wait for it, then exit with `code`. */
+function exitAfterStdout(code: number): void {
+  process.stdout.write('', () => process.exit(code));
+}

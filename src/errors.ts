@@ -1,0 +1,69 @@
+/**
+ * Every error Kite answers with, in one registry: a snake_case code, its HTTP status and a
+ * default message. Handlers throw `KiteError`s; `src/http/respond.ts` is the one place that turns
+ * them into `{"error": {"code", "message"}}` responses, and every `catch` of an unknown value goes
+ * through `coerceError` so nothing leaks a stack trace or a secret to a client.
+ */
+
+export const ERRORS = {
+  invalid_input: { status: 400, message: 'The request is not valid.' },
+  invalid_body: { status: 400, message: 'The body is not what this provider sends.' },
+  invalid_json: { status: 400, message: 'The body is not valid JSON.' },
+  invalid_limit: { status: 400, message: 'limit is out of range.' },
+  invalid_source: { status: 400, message: 'source is set by Kite and may not be given.' },
+  invalid_provider: { status: 400, message: 'Unknown provider.' },
+  reserved_name: { status: 400, message: 'This name is reserved.' },
+  reserved_type: { status: 400, message: 'Event types starting with "kite." are reserved.' },
+  unauthorized: { status: 401, message: 'Missing or invalid credentials.' },
+  invalid_signature: { status: 401, message: 'Missing, invalid or expired signature.' },
+  forbidden: { status: 403, message: 'These credentials may not do this.' },
+  not_found: { status: 404, message: 'Not found.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed on this route.' },
+  conflict: { status: 409, message: 'It exists already.' },
+  payload_too_large: { status: 413, message: 'The body is larger than the limit.' },
+  unsupported_media_type: { status: 415, message: 'Unsupported content type.' },
+  rate_limited: { status: 429, message: 'Too many requests.' },
+  internal_error: { status: 500, message: 'Internal error.' },
+  database_unavailable: { status: 503, message: 'The database is unavailable; retry later.' },
+  shutting_down: { status: 503, message: 'This node is shutting down; retry on another.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class KiteError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers, e.g. Retry-After on a 429. */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(code: ErrorCode, message?: string, headers: Record<string, string> = {}) {
+    super(message ?? ERRORS[code].message);
+    this.name = 'KiteError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.headers = headers;
+  }
+}
+
+/** Postgres/pg error codes and socket errors that mean "the database is not there right now". */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
+  '57P01', '57P02', '57P03', // admin_shutdown, crash_shutdown, cannot_connect_now
+  '08000', '08003', '08006', '08001', '08004', // connection exceptions
+  '53300', // too_many_connections
+]);
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+  const message = String((err as { message?: unknown }).message ?? '');
+  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Client has encountered a connection error|database unavailable/i.test(message);
+}
+
+/** The one way to turn anything caught into a KiteError. */
+export function coerceError(err: unknown): KiteError {
+  if (err instanceof KiteError) return err;
+  if (isDatabaseUnavailable(err)) return new KiteError('database_unavailable');
+  return new KiteError('internal_error');
+}

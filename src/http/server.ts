@@ -1,0 +1,64 @@
+/**
+ * The uWebSockets.js server: HTTP routes and the listen WebSocket on one port, plain or TLS
+ * (KITE_TLS_CERT_FILE/KEY_FILE: then HTTPS and WSS only). The only module that creates a uWS app.
+ */
+import uWS from 'uWebSockets.js';
+import type { AppContext } from '../app-context.js';
+import { mountListenEndpoint } from './listen-endpoint.js';
+import { mountRoutes } from './routes.js';
+import type { Route } from './types.js';
+
+export interface HttpServer {
+  readonly port: number;
+  /** Stop accepting connections (in-flight requests go on). */
+  stopListening(): void;
+  /** While draining, new requests get 503 and new listeners are refused. */
+  startDraining(): void;
+  /** Resolves when no HTTP request is being handled. */
+  idle(): Promise<void>;
+}
+
+export async function startHttpServer(ctx: AppContext, routes: readonly Route[]): Promise<HttpServer> {
+  const { config } = ctx;
+  const app = config.tls ? uWS.SSLApp({ cert_file_name: config.tls.certFile, key_file_name: config.tls.keyFile }) : uWS.App();
+  let draining = false;
+  let inFlight = 0;
+  const idleWaiters: (() => void)[] = [];
+  const tracker = {
+    begin: () => void inFlight++,
+    end: () => {
+      inFlight--;
+      if (inFlight === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
+    },
+  };
+  const isDraining = () => draining;
+  mountListenEndpoint(app, ctx, isDraining);
+  mountRoutes(app, routes, {
+    maxBodyBytes: config.maxBodyBytes,
+    logger: ctx.logger,
+    isDraining,
+    inFlight: tracker,
+    onFinished: (route, status) => ctx.metrics.httpRequestsTotal.inc({ route: route.pattern, status: String(status) }),
+  });
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (socket) => {
+      if (socket) resolve(socket);
+      else reject(new Error(`Could not listen on ${config.host}:${config.port} (is the port in use? set KITE_PORT)`));
+    });
+  });
+  let listening = true;
+  return {
+    port: uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket),
+    stopListening() {
+      if (!listening) return;
+      listening = false;
+      uWS.us_listen_socket_close(listenSocket);
+    },
+    startDraining() {
+      draining = true;
+    },
+    idle() {
+      return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * Group commit: every event to store (webhooks, published events, later federation) is queued
+ * here, and queued events are written together by one call of `kite_append_events` — one
+ * round trip and one fsync for the whole batch instead of one per webhook.
+ *
+ * Modes: idle (nothing queued) → a flush starts on the next tick, gathering everything that
+ * arrived in the same tick; while `maxInFlight` flushes run, new events wait and form the next
+ * batch. A caller's promise settles only after its batch committed (or failed: then every caller
+ * of that batch gets the error, and nothing of the batch is stored, as it was one transaction).
+ */
+import type { Pool } from '../db/pool.js';
+import type { NormalizedEvent } from '../providers/types.js';
+
+export interface AppendRequest {
+  readonly teamId: number;
+  readonly event: NormalizedEvent;
+}
+
+export interface AppendResult {
+  readonly seq: number;
+  readonly duplicate: boolean;
+}
+
+export interface CommittedEvent {
+  readonly teamId: number;
+  readonly seq: number;
+  readonly type: string;
+  readonly json: string;
+  readonly committedAt: number;
+}
+
+interface Pending {
+  readonly request: AppendRequest;
+  resolve(result: AppendResult): void;
+  reject(err: unknown): void;
+}
+
+export interface EventAppenderOptions {
+  readonly maxBatch?: number;
+  readonly maxInFlight?: number;
+  /** Sees every newly stored (non-duplicate) event, in seq order per team, right after commit. */
+  readonly onCommitted?: (events: readonly CommittedEvent[]) => void;
+  readonly onFlush?: (batchSize: number, seconds: number, ok: boolean) => void;
+}
+
+const APPEND_SQL = `SELECT ord, seq, duplicate
+  FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json[])`;
+
+export class EventAppender {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private readonly maxBatch: number;
+  private readonly maxInFlight: number;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: EventAppenderOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 1000;
+    this.maxInFlight = options.maxInFlight ?? 2;
+  }
+
+  append(request: AppendRequest): Promise<AppendResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    return Promise.all(requests.map((r) => this.append(r)));
+  }
+
+  /** Resolves when nothing is queued or in flight (graceful shutdown). */
+  async drain(): Promise<void> {
+    while (this.queue.length > 0 || this.inFlight > 0) {
+      await new Promise<void>((resolve) => this.drained.push(resolve));
+    }
+  }
+
+  private drained: (() => void)[] = [];
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    // setImmediate: gather everything that arrives in this turn of the event loop.
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        this.inFlight++;
+        void this.flush(batch).finally(() => {
+          this.inFlight--;
+          if (this.queue.length > 0) this.schedule();
+          else if (this.inFlight === 0) this.drained.splice(0).forEach((resolve) => resolve());
+        });
+      }
+    });
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    const teams: number[] = [];
+    const sources: string[] = [];
+    const ids: string[] = [];
+    const types: string[] = [];
+    const times: string[] = [];
+    const jsons: string[] = [];
+    for (const { request } of batch) {
+      teams.push(request.teamId);
+      sources.push(request.event.source);
+      ids.push(request.event.id);
+      types.push(request.event.type);
+      times.push(request.event.time);
+      jsons.push(request.event.json);
+    }
+    let rows: { ord: number; seq: number; duplicate: boolean }[];
+    try {
+      const result = await this.pool.query<{ ord: number; seq: number; duplicate: boolean }>(APPEND_SQL, [teams, sources, ids, types, times, jsons]);
+      rows = result.rows;
+    } catch (err) {
+      this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
+      for (const pending of batch) pending.reject(err);
+      return;
+    }
+    const committedAt = Date.now();
+    this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, true);
+    const fresh: CommittedEvent[] = [];
+    for (const row of rows) {
+      const pending = batch[row.ord - 1]!;
+      pending.resolve({ seq: row.seq, duplicate: row.duplicate });
+      if (!row.duplicate) {
+        const { teamId, event } = pending.request;
+        fresh.push({ teamId, seq: row.seq, type: event.type, json: event.json, committedAt });
+      }
+    }
+    if (fresh.length > 0 && this.options.onCommitted) {
+      fresh.sort((a, b) => a.teamId - b.teamId || a.seq - b.seq);
+      this.options.onCommitted(fresh);
+    }
+  }
+}

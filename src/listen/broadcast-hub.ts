@@ -1,0 +1,252 @@
+/**
+ * Pushes each team's events to its listeners in seq order, with no gap and no repeat — also
+ * across nodes and across the replay → live seam.
+ *
+ * Per team with listeners, a channel keeps `head`, the highest seq broadcast, and `known`, the
+ * highest seq known to be committed (from local commits and from `kite_events` notifications of
+ * every node). The pump moves `head` to `known` one seq at a time: from events this node just
+ * committed when they are next in line, otherwise by reading the table (`seq > head`). As appends
+ * commit in seq order per team, such a read never skips an event.
+ *
+ * A listener is either replaying (reading the table from its cursor, ignored by the pump) or live
+ * (gets every broadcast event with seq > cursor). It turns live, synchronously after a read that
+ * found the table exhausted, only once its cursor has reached the channel's head, so the first
+ * live event is exactly the one after its last replayed one.
+ */
+import type { CommittedEvent } from '../ingest/event-appender.js';
+import type { EventReader, StoredEvent } from '../events/event-reader.js';
+import { CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, type ListenerSocket } from './listener-socket.js';
+
+/** A listener whose send buffer holds more than this is closed with 1013 (contract §4). */
+export const SLOW_LISTENER_BYTES = 8 * 1024 * 1024;
+/** Replay pauses reading above this, and resumes on drain, so history never trips the limit. */
+const REPLAY_HIGH_WATER_BYTES = 1024 * 1024;
+const READ_BATCH = 500;
+
+export interface Listener {
+  readonly id: number;
+  readonly teamId: number;
+  readonly keyId: string | undefined;
+  readonly matches: (type: string) => boolean;
+  readonly socket: ListenerSocket;
+  cursor: number;
+  live: boolean;
+  closed: boolean;
+  onDrain: (() => void) | undefined;
+}
+
+interface Channel {
+  readonly teamId: number;
+  head: number; // -1 until read from the database
+  known: number;
+  readonly listeners: Set<Listener>;
+  readonly pending: Map<number, StoredEvent>;
+  pumping: boolean;
+  readonly ready: Promise<void>;
+}
+
+export interface BroadcastHubOptions {
+  readonly onSent?: (count: number, committedAt: number | undefined) => void;
+  readonly onError?: (err: unknown, teamId: number) => void;
+  readonly onSlowClose?: () => void;
+}
+
+export class BroadcastHub {
+  private readonly channels = new Map<number, Channel>();
+  private nextId = 1;
+
+  constructor(
+    private readonly reader: EventReader,
+    private readonly options: BroadcastHubOptions = {},
+  ) {}
+
+  get listenerCount(): number {
+    let n = 0;
+    for (const channel of this.channels.values()) n += channel.listeners.size;
+    return n;
+  }
+
+  /** Registers a listener, sends `ready`, then replays from `after` (when given) in the background. */
+  async subscribe(teamId: number, socket: ListenerSocket, options: { after?: number; matches: (type: string) => boolean; keyId?: string }): Promise<Listener> {
+    const channel = this.channel(teamId);
+    await channel.ready;
+    const listener: Listener = {
+      id: this.nextId++, teamId, keyId: options.keyId, matches: options.matches, socket,
+      cursor: options.after ?? channel.head, live: options.after === undefined, closed: false, onDrain: undefined,
+    };
+    if (this.channels.get(teamId) !== channel) return this.subscribe(teamId, socket, options); // channel was dropped meanwhile
+    channel.listeners.add(listener);
+    socket.send(`{"type":"ready","head":${channel.head}}`);
+    if (!listener.live) void this.replay(listener, channel);
+    return listener;
+  }
+
+  unsubscribe(listener: Listener): void {
+    listener.closed = true;
+    listener.onDrain?.();
+    const channel = this.channels.get(listener.teamId);
+    if (!channel) return;
+    channel.listeners.delete(listener);
+    if (channel.listeners.size === 0) this.channels.delete(listener.teamId);
+  }
+
+  /** The socket's send buffer drained. */
+  drained(listener: Listener): void {
+    const resume = listener.onDrain;
+    listener.onDrain = undefined;
+    resume?.();
+  }
+
+  /** Events this node just committed (from the appender), in seq order per team. */
+  committed(events: readonly CommittedEvent[]): void {
+    for (const event of events) {
+      const channel = this.channels.get(event.teamId);
+      if (!channel || event.seq <= channel.head) continue;
+      channel.pending.set(event.seq, { seq: event.seq, type: event.type, json: event.json, committedAt: event.committedAt });
+      if (event.seq > channel.known) channel.known = event.seq;
+    }
+    for (const teamId of new Set(events.map((e) => e.teamId))) {
+      const channel = this.channels.get(teamId);
+      if (channel) void this.pump(channel);
+    }
+  }
+
+  /** Some node committed up to `head` in this team (a `kite_events` notification or a poll). */
+  announce(teamId: number, head: number): void {
+    const channel = this.channels.get(teamId);
+    if (!channel || head <= channel.known) return;
+    channel.known = head;
+    void this.pump(channel);
+  }
+
+  /** Teams with listeners, for the safety poll that covers lost notifications. */
+  activeTeams(): number[] {
+    return [...this.channels.keys()];
+  }
+
+  /** Closes every listener authenticated with this key (it was revoked). */
+  closeByKey(keyId: string): void {
+    for (const channel of [...this.channels.values()]) {
+      for (const listener of [...channel.listeners]) {
+        if (listener.keyId === keyId) this.close(listener, CLOSE_POLICY_VIOLATION, 'key revoked');
+      }
+    }
+  }
+
+  closeAll(code: number, reason: string): void {
+    for (const channel of [...this.channels.values()]) {
+      for (const listener of [...channel.listeners]) this.close(listener, code, reason);
+    }
+  }
+
+  private channel(teamId: number): Channel {
+    const existing = this.channels.get(teamId);
+    if (existing) return existing;
+    const channel: Channel = {
+      teamId, head: -1, known: 0, listeners: new Set(), pending: new Map(), pumping: false,
+      ready: this.reader.readHead(teamId).then(
+        (head) => {
+          channel.head = head;
+          if (head > channel.known) channel.known = head;
+          for (const seq of channel.pending.keys()) if (seq <= head) channel.pending.delete(seq);
+          void this.pump(channel);
+        },
+        (err: unknown) => {
+          if (this.channels.get(teamId) === channel) this.channels.delete(teamId);
+          throw err;
+        },
+      ),
+    };
+    this.channels.set(teamId, channel);
+    return channel;
+  }
+
+  private async pump(channel: Channel): Promise<void> {
+    if (channel.pumping || channel.head < 0) return;
+    channel.pumping = true;
+    try {
+      while (channel.head < channel.known && this.channels.get(channel.teamId) === channel) {
+        const run: StoredEvent[] = [];
+        for (let next = channel.pending.get(channel.head + 1); next; next = channel.pending.get(next.seq + 1)) {
+          run.push(next);
+          channel.pending.delete(next.seq);
+        }
+        const events = run.length > 0 ? run : await this.reader.readAfter(channel.teamId, channel.head, Math.min(READ_BATCH, channel.known - channel.head));
+        if (events.length === 0) break; // not visible yet; the safety poll will announce again
+        const fresh = events.filter((e) => e.seq > channel.head);
+        if (fresh.length > 0) {
+          this.broadcast(channel, fresh);
+          channel.head = fresh[fresh.length - 1]!.seq;
+        }
+        for (const seq of channel.pending.keys()) if (seq <= channel.head) channel.pending.delete(seq);
+      }
+    } catch (err) {
+      this.options.onError?.(err, channel.teamId);
+    } finally {
+      channel.pumping = false;
+    }
+  }
+
+  private broadcast(channel: Channel, events: readonly StoredEvent[]): void {
+    const frames = events.map(frameOf);
+    let sent = 0;
+    for (const listener of channel.listeners) {
+      if (!listener.live) continue;
+      sent += this.sendTo(listener, events, frames);
+    }
+    const committedAt = events[events.length - 1]!.committedAt;
+    this.options.onSent?.(sent, committedAt);
+  }
+
+  private sendTo(listener: Listener, events: readonly StoredEvent[], frames: readonly string[]): number {
+    let sent = 0;
+    let dropped = false;
+    listener.socket.cork(() => {
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        if (event.seq <= listener.cursor || !listener.matches(event.type)) continue;
+        listener.cursor = event.seq;
+        if (!listener.socket.send(frames[i]!)) dropped = true;
+        sent++;
+      }
+    });
+    if (dropped || listener.socket.bufferedAmount() > SLOW_LISTENER_BYTES) {
+      this.options.onSlowClose?.();
+      this.close(listener, CLOSE_TRY_AGAIN_LATER, 'listener too slow; resume with after');
+    }
+    return sent;
+  }
+
+  private async replay(listener: Listener, channel: Channel): Promise<void> {
+    try {
+      while (!listener.closed) {
+        if (listener.socket.bufferedAmount() > REPLAY_HIGH_WATER_BYTES) {
+          await new Promise<void>((resolve) => (listener.onDrain = resolve));
+          continue;
+        }
+        const events = await this.reader.readAfter(channel.teamId, listener.cursor, READ_BATCH);
+        if (listener.closed) return;
+        const frames = events.map(frameOf);
+        this.sendTo(listener, events, frames);
+        if (events.length > 0) listener.cursor = Math.max(listener.cursor, events[events.length - 1]!.seq);
+        if (events.length < READ_BATCH && listener.cursor >= channel.head) {
+          listener.live = true; // same tick as the read: nothing can slip in between
+          return;
+        }
+      }
+    } catch (err) {
+      this.options.onError?.(err, channel.teamId);
+      this.close(listener, CLOSE_TRY_AGAIN_LATER, 'could not read the stream; resume with after');
+    }
+  }
+
+  private close(listener: Listener, code: number, reason: string): void {
+    if (listener.closed) return;
+    this.unsubscribe(listener);
+    listener.socket.end(code, reason);
+  }
+}
+
+function frameOf(event: StoredEvent): string {
+  return `{"type":"event","seq":${event.seq},"event":${event.json}}`;
+}

@@ -1,0 +1,157 @@
+/**
+ * The composition root: builds every part of a Kite node from its config, wires them together,
+ * and owns the order of start and shutdown.
+ *
+ * Shutdown (SIGTERM): stop accepting connections → refuse new requests with 503 → let in-flight
+ * requests and group commits finish → close listeners with 1001 → close the database.
+ */
+import type { AppContext } from './app-context.js';
+import { teamRoutes } from './admin/team-routes.js';
+import { keyRoutes } from './admin/key-routes.js';
+import { sourceRoutes } from './admin/source-routes.js';
+import { loadAdminToken } from './auth/admin-token.js';
+import { KeyStore } from './auth/key-store.js';
+import { Authenticator } from './auth/principal.js';
+import type { Config } from './config.js';
+import { openDatabase } from './db/database.js';
+import { isMigrated, migrate } from './db/migrate.js';
+import { NotificationListener } from './db/notifications.js';
+import { createPool } from './db/pool.js';
+import { PostgresEventReader } from './events/event-reader.js';
+import { eventRoutes } from './events/event-routes.js';
+import { startHttpServer } from './http/server.js';
+import { EventAppender } from './ingest/event-appender.js';
+import { ingestRoutes } from './ingest/ingest-route.js';
+import { BroadcastHub } from './listen/broadcast-hub.js';
+import { CLOSE_GOING_AWAY } from './listen/listener-socket.js';
+import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics } from './observability/metrics.js';
+import { opsRoutes } from './ops/ops-routes.js';
+import { ensureDemo, quickstartBanner } from './ops/quickstart.js';
+import { SourceRegistry } from './sources/source-registry.js';
+import { TeamDirectory } from './teams/team-directory.js';
+import { VERSION } from './version.js';
+
+export interface RunningKite {
+  readonly url: string;
+  readonly port: number;
+  /** Set on the start that generated the admin token. */
+  readonly adminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  /** Print the quickstart banner (the CLI's `serve` does; tests do not). */
+  readonly banner?: boolean;
+}
+
+// Notifications can be lost while the LISTEN connection reconnects: poll heads this often too.
+const HEAD_POLL_MS = 1000;
+
+export async function startKite(config: Config, options: StartOptions = {}): Promise<RunningKite> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const database = await openDatabase(config, logger);
+  const cleanups: (() => Promise<void>)[] = [() => database.stop()];
+  try {
+    await migrate(database.url, logger);
+    const pool = createPool(database.url, logger);
+    cleanups.unshift(() => pool.end());
+    const adminToken = await loadAdminToken(pool, config.adminToken, config.dataDir);
+    const metrics = createMetrics();
+    const reader = new PostgresEventReader(pool);
+    const hub = new BroadcastHub(reader, {
+      onSent: (count, committedAt) => {
+        metrics.deliveriesTotal.inc(count);
+        if (committedAt !== undefined && count > 0) metrics.broadcastLagSeconds.observe((Date.now() - committedAt) / 1000);
+      },
+      onSlowClose: () => metrics.slowListenersClosedTotal.inc(),
+      onError: (err, teamId) => logger.warn({ err: (err as Error).message, teamId }, 'broadcast read failed; will retry'),
+    });
+    const appender = new EventAppender(pool, {
+      onCommitted: (events) => {
+        metrics.eventsStoredTotal.inc(events.length);
+        hub.committed(events);
+      },
+      onFlush: (size, seconds, ok) => {
+        metrics.groupCommitSize.observe(size);
+        metrics.groupCommitSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
+      },
+    });
+    const teams = new TeamDirectory(pool);
+    const sources = new SourceRegistry(pool);
+    const notifications = new NotificationListener(database.url, logger);
+    const pollHeads = () => {
+      const active = hub.activeTeams();
+      if (active.length === 0) return;
+      reader.readHeads(active).then(
+        (heads) => heads.forEach((head, teamId) => hub.announce(teamId, head)),
+        (err: unknown) => logger.debug({ err: (err as Error).message }, 'head poll failed'),
+      );
+    };
+    notifications.on('kite_events', (payload) => {
+      const [teamId, head] = payload.split(':').map(Number);
+      if (teamId !== undefined && head !== undefined) hub.announce(teamId, head);
+    });
+    notifications.on('kite_config', (payload) => {
+      const [kind, a, b] = payload.split(':');
+      if (kind === 'key_revoked' && a) hub.closeByKey(a);
+      if (kind === 'source' && a && b) sources.invalidate(Number(a), b);
+    });
+    notifications.onReconnect(() => {
+      sources.invalidateAll();
+      pollHeads();
+    });
+    await notifications.start();
+    cleanups.unshift(() => notifications.close());
+    const poller = setInterval(pollHeads, HEAD_POLL_MS);
+    poller.unref();
+    cleanups.unshift(async () => clearInterval(poller));
+
+    let migrated = false;
+    const ctx: AppContext = {
+      config, version: VERSION, pool, logger, metrics, teams, sources, appender, reader, hub,
+      auth: new Authenticator(pool, () => adminToken.hash),
+      keys: new KeyStore(pool),
+      isReady: async () => {
+        try {
+          migrated = migrated || (await isMigrated(pool));
+          return migrated;
+        } catch {
+          return false;
+        }
+      },
+    };
+    const server = await startHttpServer(ctx, [
+      ...opsRoutes(ctx), ...teamRoutes(ctx), ...keyRoutes(ctx), ...sourceRoutes(ctx), ...eventRoutes(ctx), ...ingestRoutes(ctx),
+    ]);
+    const scheme = config.tls ? 'https' : 'http';
+    const localUrl = `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;
+    logger.info({ instanceId: config.instanceId, url: localUrl, publicUrl: config.publicUrl, version: VERSION }, 'kite listening');
+    if (options.banner) {
+      const demo = config.databaseUrl ? undefined : await ensureDemo(pool, teams, sources);
+      process.stderr.write(quickstartBanner(config, localUrl, adminToken.created, demo) + '\n');
+    }
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: localUrl,
+      port: server.port,
+      adminToken: adminToken.created?.token,
+      close: () =>
+        (closing ??= (async () => {
+          logger.info('shutting down');
+          server.stopListening();
+          server.startDraining();
+          await appender.drain();
+          await server.idle();
+          hub.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
+          for (const cleanup of cleanups) await cleanup().catch((err: unknown) => logger.warn({ err }, 'cleanup failed'));
+          logger.info('stopped');
+        })()),
+    };
+  } catch (err) {
+    for (const cleanup of cleanups) await cleanup().catch(() => {});
+    throw err;
+  }
+}
