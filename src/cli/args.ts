@@ -69,7 +69,7 @@ export function parseCommand(argv: readonly string[], spec: CommandSpec): Parsed
   } catch (err) {
     // `kite keys create --bogus --help` should still show the help rather than scold.
     if (wantsHelp(argv)) return 'help';
-    throw new UsageError(firstLine(err), spec.command);
+    throw new UsageError(describeParseError(err), spec.command);
   }
   if (parsed.values['help'] === true) return 'help';
   for (const [name, flag] of Object.entries(spec.flags)) {
@@ -92,9 +92,15 @@ export function wantsHelp(argv: readonly string[]): boolean {
   return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
 }
 
-/** parseArgs errors are multi-line; the contract for a usage error is one line. */
-function firstLine(err: unknown): string {
+/** parseArgs errors are long and multi-line; a usage error is one short line. */
+function describeParseError(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  if (unknown) return `unknown flag '${unknown[1]}'`;
+  const missing = /^Option '(\S+)[^']*' argument missing/.exec(message);
+  if (missing) return `${missing[1]} needs a value`;
+  const ambiguous = /^Option '([^' ]+)[^']*' argument is ambiguous/.exec(message);
+  if (ambiguous) return `${ambiguous[1]} needs a value (for a value starting with '-', write ${ambiguous[1]}=-…)`;
   return message.split('\n')[0]!.replace(/\.$/, '');
 }
 

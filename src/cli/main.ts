@@ -13,6 +13,7 @@ import { publish } from './commands/publish.js';
 import { serve } from './commands/serve.js';
 import { sources } from './commands/sources.js';
 import { teams } from './commands/teams.js';
+import { VERSION } from '../version.js';
 
 /** A command another issue will fill in; listed in the help so users know it is coming. */
 function notYetAvailable(name: string, summary: string): Command {
@@ -61,13 +62,16 @@ function topHelp(): string {
     'Commands:',
     ...table(rows),
     '',
-    "Run 'kite <command> --help' for a command's flags, environment and an example.",
+    "Run 'kite <command> --help' for a command's flags, environment and an example;",
+    "'kite --version' prints the version.",
     '',
     'Client commands read KITE_URL (default http://127.0.0.1:8787) and KITE_TOKEN; without a token',
     'they use the admin token that `kite serve` saved in KITE_DATA_DIR (default ./.kite).',
     '',
     'Example:',
-    '  kite serve &  kite teams create acme  &&  kite listen --team acme',
+    '  kite serve                  # terminal 1: starts Kite, prints the admin token once',
+    '  kite teams create acme      # terminal 2: uses ./.kite/admin-token',
+    '  kite listen --team acme     # prints each new event of team acme as a JSON line',
     '',
   ].join('\n');
 }
@@ -98,6 +102,7 @@ function dispatch(argv: readonly string[]): { help: string } | { command: Comman
   if (name === 'help') return dispatchHelp(rest);
   if (name === undefined) throw new UsageError('missing command', '');
   if (name === '--help' || name === '-h') return { help: topHelp() };
+  if (name === '--version' || name === '-V') return { help: `kite ${VERSION}\n` };
   if (name.startsWith('-')) throw new UsageError(`unknown flag '${name}' (flags go after the command)`, '');
   const entry = COMMANDS[name];
   if (!entry) throw new UsageError(`unknown command '${name}'`, '');

@@ -5,8 +5,8 @@
  * system Postgres). A postmaster left behind by a Kite that was killed with -9 is stopped first,
  * unless the Kite that owns it is still alive.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,11 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   const databaseDir = path.join(root, 'pg');
   const ownerFile = path.join(root, 'kite.pid');
   await mkdir(root, { recursive: true });
+  if (userInfo().uid === 0) {
+    // Postgres then runs as the 'postgres' user, which must be able to enter Kite's data dir.
+    const mode = statSync(root).mode & 0o777;
+    if ((mode & 0o001) === 0) await chmod(root, mode | 0o711);
+  }
   await refuseIfOwnedByLiveKite(ownerFile);
   await stopOrphanedPostmaster(databaseDir, logger);
 
