@@ -61,7 +61,11 @@ CREATE TABLE events (
 CREATE FUNCTION kite_append_events(
   p_team bigint[], p_source text[], p_id text[], p_type text[], p_time timestamptz[], p_event json[]
 ) RETURNS TABLE (ord integer, seq bigint, duplicate boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Planning the statement below costs more than running it; its shape never needs a custom plan
+-- (every lookup is an index probe), so plan it once per connection.
+SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 BEGIN
   PERFORM 1 FROM teams t WHERE t.id = ANY (p_team) ORDER BY t.id FOR NO KEY UPDATE;
@@ -75,16 +79,22 @@ BEGIN
   firsts AS (
     SELECT DISTINCT ON (team_id, source, id) * FROM input ORDER BY team_id, source, id, ord
   ),
-  existing AS (
-    SELECT f.team_id, f.source, f.id, e.seq
-    FROM firsts f JOIN events e ON e.team_id = f.team_id AND e.source = f.source AND e.id = f.id
+  -- LATERAL … LIMIT 1 forces one index probe per row: the planner cannot know the batch is small
+  -- and would otherwise hash the whole events table.
+  looked AS (
+    SELECT f.*, x.seq AS existing_seq, h.head
+    FROM firsts f
+    CROSS JOIN LATERAL (SELECT t.head FROM teams t WHERE t.id = f.team_id) h
+    LEFT JOIN LATERAL (
+      SELECT e.seq FROM events e
+      WHERE e.team_id = f.team_id AND e.source = f.source AND e.id = f.id
+      LIMIT 1
+    ) x ON true
   ),
   fresh AS (
-    SELECT f.*, t.head + row_number() OVER (PARTITION BY f.team_id ORDER BY f.ord) AS seq
-    FROM firsts f JOIN teams t ON t.id = f.team_id
-    WHERE NOT EXISTS (
-      SELECT 1 FROM existing x WHERE x.team_id = f.team_id AND x.source = f.source AND x.id = f.id
-    )
+    SELECT l.*, l.head + row_number() OVER (PARTITION BY l.team_id ORDER BY l.ord) AS seq
+    FROM looked l
+    WHERE l.existing_seq IS NULL
   ),
   inserted AS (
     INSERT INTO events (team_id, seq, source, id, type, time, event)
@@ -92,16 +102,14 @@ BEGIN
     RETURNING team_id
   ),
   bumped AS (
-    UPDATE teams t SET head = m.head
-    FROM (SELECT team_id, max(seq) AS head FROM fresh GROUP BY team_id) m
-    WHERE t.id = m.team_id
+    UPDATE teams t SET head = (SELECT max(f.seq) FROM fresh f WHERE f.team_id = t.id)
+    WHERE t.id IN (SELECT team_id FROM fresh)
     RETURNING t.id
   ),
   keyed AS (
     SELECT team_id, source, id, seq, ord AS first_ord, false AS existed FROM fresh
     UNION ALL
-    SELECT x.team_id, x.source, x.id, x.seq, f.ord, true
-    FROM existing x JOIN firsts f ON f.team_id = x.team_id AND f.source = x.source AND f.id = x.id
+    SELECT team_id, source, id, existing_seq, ord, true FROM looked WHERE existing_seq IS NOT NULL
   )
   SELECT i.ord::integer, k.seq, (k.existed OR i.ord <> k.first_ord)
   FROM input i

@@ -6,7 +6,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadClientConfig } from '../config.js';
 import { CliError, UsageError, stringFlag, type FlagSpec, type Parsed } from './args.js';
 
 export interface Client {
@@ -32,6 +31,8 @@ export const CLIENT_ENV = [
 
 /** Resolve URL and token for a client command; flags win over the environment. */
 export async function resolveClient(p: Parsed): Promise<Client> {
+  // Loaded on use: zod is the slowest import, and `kite --help` should not pay for it.
+  const { loadClientConfig } = await import('../config.js');
   const config = loadClientConfig();
   const flagUrl = stringFlag(p, 'url');
   if (flagUrl !== undefined && !/^https?:\/\/[^/]/.test(flagUrl)) {

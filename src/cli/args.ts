@@ -43,6 +43,8 @@ export interface CommandSpec {
   readonly positionals?: readonly { readonly name: string; readonly description: string }[];
   readonly env?: readonly (readonly [name: string, description: string])[];
   readonly examples: readonly string[];
+  /** Hand argv to the command unparsed (apart from --help): for placeholders and wrappers. */
+  readonly passthrough?: boolean;
 }
 
 export type FlagValue = string | boolean | string[] | undefined;
@@ -57,6 +59,7 @@ const HELP: FlagSpec = { type: 'boolean', short: 'h', description: 'show this he
 
 /** Parse argv for one command. Returns 'help' when --help/-h is present (even beside bad flags). */
 export function parseCommand(argv: readonly string[], spec: CommandSpec): Parsed | 'help' {
+  if (spec.passthrough) return wantsHelp(argv) ? 'help' : { spec, values: {}, positionals: [...argv] };
   const options = Object.fromEntries(
     Object.entries({ ...spec.flags, help: HELP }).map(([name, f]) => [
       name,

@@ -25,6 +25,7 @@ function notYetAvailable(name: string, summary: string): Command {
       details: [`'kite ${name}' is planned but not part of this build yet; running it exits with code 2.`],
       flags: {},
       examples: [`kite ${name} --help`],
+      passthrough: true,
     },
     async run() {
       throw new UsageError(`'kite ${name}' is not yet available in this build`, name);

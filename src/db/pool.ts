@@ -20,6 +20,8 @@ export function createPool(url: string, logger: Logger, max = 16): Pool {
     keepAlive: true,
     keepAliveInitialDelayMillis: 5_000,
     statement_timeout: 30_000,
+    // A hung server (not a refused one) must not hold a connection forever: give up client-side.
+    query_timeout: 10_000,
     application_name: 'kite',
   });
   // An idle client losing its connection must not crash the process; the pool drops it.

@@ -19,7 +19,8 @@ export function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** A database cloned from the migrated template, or an empty one with `{ empty: true }`. */
+export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const serverUrl = inject('serverUrl');
   const template = inject('templateDatabase');
   const templatePid = template.split('_').pop();
@@ -27,7 +28,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const admin = new pg.Client({ connectionString: withDatabase(serverUrl, 'postgres') });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+    await admin.query(options.empty ? `CREATE DATABASE ${name}` : `CREATE DATABASE ${name} TEMPLATE ${template}`);
   } finally {
     await admin.end();
   }

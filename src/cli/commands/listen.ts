@@ -10,7 +10,6 @@ import { CLIENT_ENV, CLIENT_FLAGS, TEAM_FLAG, resolveClient } from '../api-clien
 import { booleanFlag, listFlag, requiredString, seqFlag, slug, stringFlag, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
 import { CursorStore } from '../cursor-store.js';
-import { ListenSession } from '../listen-session.js';
 
 const DRAIN_ON_EXIT_MS = 2000;
 
@@ -53,6 +52,7 @@ export const listen: Command = {
     const cursor = new CursorStore(cursorFile, (err) => finish(1, err.message));
     const start = after ?? (await cursor.load());
 
+    const { ListenSession } = await import('../listen-session.js'); // ws is slow to load; help need not
     let pendingWrites = 0;
     let waitingForDrain = false;
     const session = new ListenSession({

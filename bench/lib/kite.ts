@@ -1,0 +1,117 @@
+/**
+ * Runs Kite as a child process (`node dist/src/cli/main.js serve`) on a fresh Postgres database,
+ * and talks to its admin API. The database is dropped at the end, always (see processes.ts).
+ */
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { freePort, onCleanup, startChild, type Child } from './processes.js';
+import { RESULTS_DIR, ROOT } from './results.js';
+
+/** The Postgres the benchmarks use (trust auth on loopback). Override with BENCH_DATABASE_URL. */
+export const ADMIN_DATABASE_URL = process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+export const STRIPE_SECRET = 'whsec_bench_0123456789abcdefghijklmnopqrstuv';
+
+export interface KiteServer extends Child {
+  readonly databaseUrl: string;
+  /** Number of rows in the events table. */
+  countEvents(): Promise<number>;
+  /** Admin API call with the admin token; throws unless the status is 2xx. */
+  api<T>(method: string, urlPath: string, body?: unknown, token?: string): Promise<T>;
+  /** Stops the server (SIGTERM, graceful) and drops its database. */
+  close(): Promise<void>;
+}
+
+function databaseUrl(name: string): string {
+  const url = new URL(ADMIN_DATABASE_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function startKite(options: { profile?: boolean; label?: string } = {}): Promise<KiteServer> {
+  const name = `kite_bench_${process.pid}_${Date.now().toString(36)}`;
+  await admin(`CREATE DATABASE ${name}`);
+  const drop = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  const unregisterDrop = onCleanup(drop);
+  const url = databaseUrl(name);
+  const port = await freePort();
+  const nodeFlags: string[] = [];
+  if (options.profile) {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`, `--cpu-prof-name=kite-${options.label ?? 'server'}-${stamp}.cpuprofile`);
+  }
+  let child: Child;
+  try {
+    child = await startChild({
+      name: 'kite',
+      args: [...nodeFlags, path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve'],
+      env: {
+        DATABASE_URL: url,
+        KITE_PORT: String(port),
+        KITE_HOST: '127.0.0.1',
+        KITE_ADMIN_TOKEN: ADMIN_TOKEN,
+        KITE_LOG_LEVEL: 'warn',
+        KITE_DATA_DIR: path.join(os.tmpdir(), name),
+        KITE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      },
+      port,
+      readyPath: '/readyz',
+    });
+  } catch (err) {
+    unregisterDrop();
+    await drop();
+    throw err;
+  }
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const api = async <T>(method: string, urlPath: string, body?: unknown, token = ADMIN_TOKEN): Promise<T> => {
+    const res = await fetch(`${child.url}${urlPath}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${urlPath} → ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+  return {
+    ...child,
+    databaseUrl: url,
+    api,
+    countEvents: async () => {
+      const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM events');
+      return Number(rows[0]!.n);
+    },
+    close: async () => {
+      await pool.end().catch(() => {});
+      await child.stop();
+      unregisterDrop();
+      await drop();
+    },
+  };
+}
+
+/** Creates team `bench` with a Stripe source `stripe`; returns the ingest path. */
+export async function setupStripeSource(kite: KiteServer, team = 'bench'): Promise<string> {
+  await kite.api('POST', '/v1/teams', { slug: team });
+  await kite.api('POST', `/v1/teams/${team}/sources`, { name: 'stripe', provider: 'stripe', secret: STRIPE_SECRET });
+  return `/hooks/${team}/stripe`;
+}
+
+/** A listener key (role agent) of the team. */
+export async function createListenerKey(kite: KiteServer, team = 'bench'): Promise<string> {
+  const created = await kite.api<{ key: string }>('POST', `/v1/teams/${team}/keys`, { name: `listener-${Date.now()}`, role: 'agent' });
+  return created.key;
+}

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { startTestKite, type TestKite } from '../support/kite.js';
+import { listen } from '../support/listener.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+import { stripeWebhook } from '../support/signers.js';
+import { STRIPE_SECRET } from '../support/webhooks.js';
+
+let db: TestDatabase;
+let proxy: TcpProxy;
+let kite: TestKite;
+let agentKey: string;
+
+async function post(hook = stripeWebhook(STRIPE_SECRET)) {
+  const started = performance.now();
+  const response = await fetch(`${kite.url}/hooks/acme/stripe`, { method: 'POST', body: hook.body, headers: hook.headers });
+  return { status: response.status, body: (await response.json()) as any, ms: performance.now() - started };
+}
+
+/** Retries until the database is back and the webhook is answered 200 (a sender's retry loop). */
+async function postUntilStored(hook: ReturnType<typeof stripeWebhook>, deadlineMs = 15_000) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const answer = await post(hook);
+    if (answer.status === 200) return answer;
+    expect(answer.status).toBe(503);
+    if (Date.now() > deadline) throw new Error('the database did not come back in time');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a sender's retry interval, not a wait for our code
+  }
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const target = new URL(db.url);
+  proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  const port = await proxy.start();
+  const viaProxy = new URL(db.url);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(port);
+  kite = await startTestKite(viaProxy.toString());
+  ({ agentKey } = await kite.api.createTeam('acme'));
+  await kite.api.createSource('acme', 'stripe', 'stripe', STRIPE_SECRET);
+});
+
+afterAll(async () => {
+  await proxy?.restore();
+  await kite?.close();
+  await proxy?.stop();
+  await db?.drop();
+});
+
+describe('database outage', () => {
+  it('outage - a refused database: ingest answers 503 within a second, readyz is 503, and all resumes by itself', async () => {
+    const listener = await listen(kite.url, 'acme', agentKey);
+    expect((await post()).status).toBe(200);
+    await proxy.cut();
+    const during = await post();
+    expect(during.status).toBe(503);
+    expect(during.body.error.code).toBe('database_unavailable');
+    expect(during.ms).toBeLessThan(1000);
+    expect((await kite.api.get('/readyz')).status).toBe(503);
+    await proxy.restore();
+    const hook = stripeWebhook(STRIPE_SECRET);
+    const after = await postUntilStored(hook);
+    expect(after.body.duplicate).toBe(false);
+    expect((await kite.api.get('/readyz')).status).toBe(200);
+    // The listener, on its reconnected notification channel, still gets new events.
+    await listener.waitFor(() => listener.seqs.includes(after.body.seq), 'the event stored after the outage', 15_000);
+    listener.close();
+  });
+
+  it('outage - a hung database: ingest answers 503 within a second instead of hanging, and the retry is deduplicated', async () => {
+    proxy.freeze();
+    const hook = stripeWebhook(STRIPE_SECRET);
+    const during = await post(hook);
+    expect(during.status).toBe(503);
+    expect(during.ms).toBeLessThan(1000);
+    await proxy.cut(); // connections that hung are reset, as a real failover would
+    await proxy.restore();
+    const retry = await postUntilStored(hook);
+    // Whether or not the first attempt reached the table, the event is stored exactly once.
+    const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE id = $1', [JSON.parse(hook.body).id]);
+    expect(rows[0]!.n).toBe(1);
+    expect(retry.status).toBe(200);
+  });
+});
