@@ -76,7 +76,7 @@ export const listen: Command = {
         if (!flowing && !waitingForDrain) {
           // Slow consumer: stop reading the socket until stdout drains, so memory stays bounded.
           waitingForDrain = true;
-          session.pause();
+          // session.pause();
           process.stdout.once('drain', () => {
             waitingForDrain = false;
             session.resume();
