@@ -44,6 +44,17 @@ export interface Config {
   readonly maxBodyBytes: number;
 }
 
+// Values never echoed in an error line: they are, or may contain, secrets.
+const SECRET_VARIABLES = new Set(['KITE_ADMIN_TOKEN', 'DATABASE_URL', 'KITE_TOKEN']);
+
+function describeIssue(error: z.ZodError, present: Record<string, string | undefined>): string {
+  const issue = error.issues[0]!;
+  const variable = String(issue.path[0] ?? 'environment');
+  const value = present[variable];
+  const got = value === undefined || SECRET_VARIABLES.has(variable) ? '' : ` (got ${JSON.stringify(value)})`;
+  return `Invalid configuration: ${variable}: ${issue.message}${got}`;
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);
@@ -56,11 +67,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // Empty strings count as unset, as in most twelve-factor tools.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const variable = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(`Invalid configuration: ${variable}: ${issue.message} (got ${JSON.stringify(present[variable] ?? null)})`);
-  }
+  if (!parsed.success) throw new ConfigError(describeIssue(parsed.error, present));
   const e = parsed.data;
   if (Boolean(e.KITE_TLS_CERT_FILE) !== Boolean(e.KITE_TLS_KEY_FILE)) {
     const missing = e.KITE_TLS_CERT_FILE ? 'KITE_TLS_KEY_FILE' : 'KITE_TLS_CERT_FILE';
@@ -100,11 +107,7 @@ export interface ClientConfig {
 export function loadClientConfig(env: Record<string, string | undefined> = process.env): ClientConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = clientSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const variable = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(`Invalid configuration: ${variable}: ${issue.message} (got ${JSON.stringify(present[variable] ?? null)})`);
-  }
+  if (!parsed.success) throw new ConfigError(describeIssue(parsed.error, present));
   const e = parsed.data;
   return Object.freeze({
     url: (e.KITE_URL ?? e.KITE_PUBLIC_URL ?? 'http://127.0.0.1:8787').replace(/\/+$/, ''),

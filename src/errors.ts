@@ -20,6 +20,7 @@ export const ERRORS = {
   not_found: { status: 404, message: 'Not found.' },
   method_not_allowed: { status: 405, message: 'Method not allowed on this route.' },
   conflict: { status: 409, message: 'It exists already.' },
+  upgrade_required: { status: 426, message: 'This route is a WebSocket: send an Upgrade request.' },
   payload_too_large: { status: 413, message: 'The body is larger than the limit.' },
   unsupported_media_type: { status: 415, message: 'Unsupported content type.' },
   rate_limited: { status: 429, message: 'Too many requests.' },

@@ -130,7 +130,8 @@ export class ListenSession {
       if (this.ws !== ws || this.mode === 'stopped') return;
       const why = reason.length ? `: ${reason.toString()}` : '';
       if (code === 1008) {
-        return this.fail(`Kite closed the connection with 1008 (policy violation${why}); the key was probably revoked`);
+        // Kite sends 1008 when the key is revoked; its reason says so, else we say what it likely means.
+        return this.fail(`Kite closed the connection (1008 policy violation${why || '; the key was probably revoked'})`);
       }
       this.retry(code === 1006 && lastError ? `connection failed (${lastError})` : `connection closed (${code}${why})`);
     });

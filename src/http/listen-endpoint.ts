@@ -21,6 +21,8 @@ interface ListenData {
   readonly matches: (type: string) => boolean;
   listener?: Listener;
   closed: boolean;
+  /** A close waiting for the send buffer to move (see adaptSocket). */
+  pendingClose?: { code: number; reason: string; timer: NodeJS.Timeout };
 }
 
 export function mountListenEndpoint(app: TemplatedApp, ctx: AppContext, isDraining: () => boolean): void {
@@ -77,14 +79,39 @@ export function mountListenEndpoint(app: TemplatedApp, ctx: AppContext, isDraini
     },
     drain: (ws) => {
       const data = ws.getUserData();
+      if (data.pendingClose) {
+        // The client reads again: the close frame can follow what is buffered.
+        const { code, reason, timer } = data.pendingClose;
+        clearTimeout(timer);
+        data.pendingClose = undefined;
+        ws.end(code, reason);
+        return;
+      }
       if (data.listener) ctx.hub.drained(data.listener);
     },
     close: (ws) => {
       const data = ws.getUserData();
       data.closed = true;
+      if (data.pendingClose) clearTimeout(data.pendingClose.timer);
       ctx.metrics.listeners.dec();
       if (data.listener) ctx.hub.unsubscribe(data.listener);
     },
+  });
+}
+
+/** Above this much unsent data, a close frame waits for the client to read (see end below). */
+const CLOSE_BEHIND_BYTES = 64 * 1024;
+/** Contract §4: a close that cannot be sent within 5 s drops the connection. */
+const CLOSE_DEADLINE_MS = 5000;
+
+/**
+ * uWS routes only upgrade requests to the ws handler: anything else on the listen path gets a
+ * clear answer instead of falling through to 404. Must be mounted before the catch-all routes.
+ */
+export function mountListenFallback(app: TemplatedApp): void {
+  app.any('/v1/teams/:team/listen', (res, req) => {
+    const error = req.getMethod() === 'get' ? new KiteError('upgrade_required') : new KiteError('method_not_allowed');
+    writeResponse(res, errorResponse(error), false);
   });
 }
 
@@ -96,8 +123,18 @@ function adaptSocket(ws: WebSocket<ListenData>, data: ListenData): ListenerSocke
       if (!data.closed) ws.cork(fn);
     },
     end: (code, reason) => {
-      if (data.closed) return;
-      ws.end(code, reason);
+      if (data.closed || data.pendingClose) return;
+      if (ws.getBufferedAmount() <= CLOSE_BEHIND_BYTES) {
+        ws.end(code, reason);
+        return;
+      }
+      // The close frame would sit behind megabytes a stalled client never reads. uWS invalidates
+      // the socket at end(), after which it cannot be dropped any more; so hold the close until
+      // the buffer drains (then the 1013 frame follows the data), or drop after 5 s.
+      const timer = setTimeout(() => {
+        if (!data.closed) ws.close();
+      }, CLOSE_DEADLINE_MS);
+      data.pendingClose = { code, reason, timer };
     },
   };
 }

@@ -4,7 +4,7 @@
  */
 import uWS from 'uWebSockets.js';
 import type { AppContext } from '../app-context.js';
-import { mountListenEndpoint } from './listen-endpoint.js';
+import { mountListenEndpoint, mountListenFallback } from './listen-endpoint.js';
 import { mountRoutes } from './routes.js';
 import type { Route } from './types.js';
 
@@ -33,6 +33,7 @@ export async function startHttpServer(ctx: AppContext, routes: readonly Route[])
   };
   const isDraining = () => draining;
   mountListenEndpoint(app, ctx, isDraining);
+  mountListenFallback(app);
   mountRoutes(app, routes, {
     maxBodyBytes: config.maxBodyBytes,
     logger: ctx.logger,

@@ -175,6 +175,33 @@ describe('admin - sources', () => {
     expect((await sendStripe('acme', 'rotated', 'whsec_new_secret')).status).toBe(200);
   });
 
+  it('admin - a source deleted on one node stops accepting webhooks on another node of the instance', async () => {
+    const nodeB = await startTestKite(db.url);
+    try {
+      expect((await kite.api.post('/v1/teams/acme/sources', { name: 'remote', provider: 'stripe', secret: STRIPE_SECRET })).status).toBe(201);
+      // Node B caches the source on its first webhook.
+      const first = stripeWebhook(STRIPE_SECRET, { id: 'evt_remote_1' });
+      expect((await nodeB.api.as(undefined).post('/hooks/acme/remote', first.body, first.headers)).status).toBe(200);
+      expect((await kite.api.delete('/v1/teams/acme/sources/remote')).status).toBe(204);
+      // Node B learns of the deletion through Postgres; re-sending the same event id stores nothing meanwhile.
+      const deadline = Date.now() + 5000;
+      let status = 0;
+      for (;;) {
+        const again = stripeWebhook(STRIPE_SECRET, { id: 'evt_remote_1' });
+        status = (await nodeB.api.as(undefined).post('/hooks/acme/remote', again.body, again.headers)).status;
+        if (status !== 200 || Date.now() > deadline) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(status).toBe(404);
+      await refused(async () => {
+        const hook = stripeWebhook(STRIPE_SECRET, { id: 'evt_remote_2' });
+        return nodeB.api.as(undefined).post('/hooks/acme/remote', hook.body, hook.headers);
+      }, 404);
+    } finally {
+      await nodeB.close();
+    }
+  });
+
   it('admin - deleting an unknown source answers 404', async () => {
     await refused(() => kite.api.delete('/v1/teams/acme/sources/never-was'), 404);
   });

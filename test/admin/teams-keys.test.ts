@@ -27,6 +27,11 @@ async function snapshot() {
   return row;
 }
 
+function expectOk(answer: ApiAnswer, status: number): ApiAnswer {
+  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
+  return answer;
+}
+
 function expectError(answer: ApiAnswer, status: number, code?: string): void {
   expect(answer.status, JSON.stringify(answer.body)).toBe(status);
   expect(answer.body).toEqual({ error: { code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.any(String) } });
@@ -250,5 +255,26 @@ describe('admin - keys', () => {
 
     // And the revoked key cannot open a new listener.
     await expect(listen(kite.url, 'acme', doomed.body.key)).rejects.toMatchObject({ status: 401 });
+  });
+
+  it('admin - revoking a key on one node closes its listeners on another node of the instance with 1008', async () => {
+    const nodeB = await startTestKite(db.url);
+    try {
+      const doomed = expectOk(await kite.api.post('/v1/teams/acme/keys', { name: 'doomed-remote', role: 'agent' }), 201);
+      const keeper = expectOk(await kite.api.post('/v1/teams/acme/keys', { name: 'keeper-remote', role: 'agent' }), 201);
+      const onB = await listen(nodeB.url, 'acme', doomed.body.key);
+      const keptOnB = await listen(nodeB.url, 'acme', keeper.body.key);
+      openListeners.push(onB, keptOnB);
+
+      expect((await kite.api.delete(`/v1/teams/acme/keys/${doomed.body.id}`)).status).toBe(204);
+      expect(await onB.waitForClose()).toBe(1008);
+      expectError(await nodeB.api.as(doomed.body.key).get('/v1/teams/acme/events'), 401);
+
+      const published = expectOk(await nodeB.api.as(keeper.body.key).post('/v1/teams/acme/events', { type: 'com.example.remote', data: {} }), 202);
+      await keptOnB.waitFor(() => keptOnB.seqs.includes(published.body.seq), `seq ${published.body.seq}`);
+      expect(keptOnB.closeCode).toBeUndefined();
+    } finally {
+      await nodeB.close();
+    }
   });
 });

@@ -63,6 +63,14 @@ export function runKite(args: string[], opts: { cwd: string; env: Record<string,
   });
 }
 
+const running = new Set<KiteProcess>();
+
+/** For afterEach: a failed test must not leave a listener reconnecting in the background. */
+export function killLeftovers(): void {
+  for (const p of running) p.child.kill('SIGKILL');
+  running.clear();
+}
+
 /** A long-running `kite` (listen) whose output is collected as it comes. */
 export class KiteProcess {
   readonly child: ChildProcessWithoutNullStreams;
@@ -75,7 +83,13 @@ export class KiteProcess {
     this.child = spawn(process.execPath, [KITE_BIN, ...args], { cwd: opts.cwd, env: opts.env });
     this.child.stdin.end();
     this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
+    running.add(this);
+    this.exited = new Promise((resolve) =>
+      this.child.on('close', (code) => {
+        running.delete(this);
+        resolve(code);
+      }),
+    );
     if (opts.readStdout !== false) this.readStdout();
   }
 

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { assertFreshBuild, cleanEnv, KiteProcess, startFakeKite, tempDir, waitFor, type FakeKite } from './helpers.js';
+import { assertFreshBuild, cleanEnv, killLeftovers, KiteProcess, startFakeKite, tempDir, waitFor, type FakeKite } from './helpers.js';
 
 assertFreshBuild();
 
@@ -14,6 +14,7 @@ afterAll(() => fake.close());
 beforeEach(() => {
   fake.upgrades.length = 0;
 });
+afterEach(killLeftovers);
 
 const event = (seq: number, extra: Record<string, unknown> = {}) => ({
   specversion: '1.0',
@@ -133,7 +134,7 @@ describe('cli listen', () => {
     const kite = listen(dir, ['--quiet']);
     expect(await kite.exited).toBe(1);
     expect(kite.lines).toEqual([]);
-    expect(kite.stderr).toBe('kite: Kite closed the connection with 1008 (policy violation: key revoked); the key was probably revoked\n');
+    expect(kite.stderr).toBe('kite: Kite closed the connection (1008 policy violation: key revoked)\n');
     expect(fake.upgrades).toHaveLength(1);
   });
 
@@ -190,6 +191,27 @@ describe('cli listen', () => {
     expect(await kite.kill()).toBe(0);
     expect(readFileSync(path.join(dir, '.kite', 'cursors', 'acme.cursor'), 'utf8')).toBe(`${COUNT}\n`);
   }, 60_000);
+
+  it('listen - when the reader goes away (| head -n 1) it exits 0 and the cursor covers what was read', async () => {
+    const dir = tempDir();
+    let server: WebSocket | undefined;
+    fake.upgrade = () => ({
+      accept: (ws) => {
+        server = ws;
+        send(ws, { type: 'ready', head: 0 });
+        send(ws, eventFrame(1));
+      },
+    });
+    const kite = listen(dir, ['--after', '0']);
+    await waitFor(() => kite.lines.length === 1, 'first event');
+    kite.child.stdout.destroy(); // the reader is gone: the next writes fail with EPIPE
+    for (let seq = 2; seq <= 50; seq++) send(server!, eventFrame(seq));
+    expect(await kite.exited).toBe(0);
+    expect(kite.stderr).not.toMatch(/Error|at /);
+    const saved = Number(readFileSync(path.join(dir, '.kite', 'cursors', 'acme.cursor'), 'utf8'));
+    expect(saved).toBeGreaterThanOrEqual(1);
+    expect(saved).toBeLessThan(50);
+  });
 
   it('listen - a cursor file that does not hold a seq stops the start with exit 1', async () => {
     const dir = tempDir();

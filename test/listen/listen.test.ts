@@ -105,4 +105,27 @@ describe('listen', () => {
     expect(slow.events.length).toBeLessThan(300);
     fast.close();
   });
+
+  it('listen - a listener that never reads again is dropped within 5 s of being closed', async () => {
+    const metric = async (name: string) => {
+      const text = (await kite.api.get('/metrics')).body as string;
+      return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+    };
+    const closedBefore = await metric('kite_slow_listeners_closed_total');
+    const stalled = await listen(kite.url, 'acme', acme.agentKey);
+    const openBefore = await metric('kite_listeners');
+    (stalled.socket as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const blob = 'y'.repeat(60 * 1024);
+    await inParallel(300, 8, () => sendStripe(kite.url, 'acme', 'stripe', { data: { object: { blob } } }));
+    expect(await metric('kite_slow_listeners_closed_total')).toBe(closedBefore + 1);
+    const closedAt = Date.now();
+    // The server drops the connection itself: its listener count falls although the client never reads.
+    const deadline = closedAt + 8000;
+    while ((await metric('kite_listeners')) >= openBefore) {
+      if (Date.now() > deadline) throw new Error('the stalled listener was not dropped within 8 s');
+      await new Promise((resolve) => setTimeout(resolve, 200)); // polling an external gauge
+    }
+    expect(Date.now() - closedAt).toBeLessThan(8000);
+    stalled.socket.terminate();
+  });
 });

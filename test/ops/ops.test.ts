@@ -155,6 +155,8 @@ describe('ops - routes', () => {
     ['DELETE', '/v1/teams/acme/events'],
     ['PATCH', '/v1/teams/acme/keys'],
     ['GET', '/hooks/acme/pay'],
+    ['GET', '/v1/teams/acme/keys/00000000-0000-0000-0000-000000000000'],
+    ['POST', '/v1/teams/acme/listen'],
   ];
   for (const [method, path] of wrongMethods) {
     it(`ops - ${method} ${path} (a known path, wrong method) answers 405 with a JSON error`, async () => {
@@ -164,6 +166,14 @@ describe('ops - routes', () => {
       expect(after).toEqual(before);
     });
   }
+});
+
+describe('ops - the listen path without an upgrade', () => {
+  it('ops - a plain GET of the listen path answers 426 upgrade_required', async () => {
+    const answer = await kite.api.get('/v1/teams/acme/listen');
+    expect(answer.status).toBe(426);
+    expect(answer.body.error.code).toBe('upgrade_required');
+  });
 });
 
 describe('ops - configuration', () => {

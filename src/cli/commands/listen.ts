@@ -10,6 +10,7 @@ import { CLIENT_ENV, CLIENT_FLAGS, TEAM_FLAG, resolveClient } from '../api-clien
 import { booleanFlag, listFlag, requiredString, seqFlag, slug, stringFlag, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
 import { CursorStore } from '../cursor-store.js';
+import { takeOverShutdownSignals } from '../signals.js';
 
 const DRAIN_ON_EXIT_MS = 2000;
 
@@ -48,7 +49,6 @@ export const listen: Command = {
     const cursorFile = stringFlag(p, 'cursor-file') ?? path.join(client.dataDir, 'cursors', `${team}.cursor`);
     const status = booleanFlag(p, 'quiet') ? () => {} : (m: string) => void process.stderr.write(`kite listen: ${m}\n`);
 
-    let finish: (code: number, message?: string) => void = () => {};
     const cursor = new CursorStore(cursorFile, (err) => finish(1, err.message));
     const start = after ?? (await cursor.load());
 
@@ -76,7 +76,7 @@ export const listen: Command = {
         if (!flowing && !waitingForDrain) {
           // Slow consumer: stop reading the socket until stdout drains, so memory stays bounded.
           waitingForDrain = true;
-          // session.pause();
+          session.pause();
           process.stdout.once('drain', () => {
             waitingForDrain = false;
             session.resume();
@@ -86,7 +86,8 @@ export const listen: Command = {
     });
 
     let finishing = false;
-    finish = (code, message) => {
+    /** The one way out: stop reading, let printed lines drain, save the cursor, exit. */
+    function finish(code: number, message?: string): void {
       if (finishing) return;
       finishing = true;
       void (async () => {
@@ -96,13 +97,13 @@ export const listen: Command = {
         try {
           await cursor.flush();
         } catch (err) {
-          process.stderr.write(`kite: cannot save cursor to ${cursorFile}: ${(err as Error).message}\n`);
+          if (code === 0) process.stderr.write(`kite: cannot save cursor to ${cursorFile}: ${(err as Error).message}\n`);
           code = 1;
         }
         // Exit now: lines still stuck in a blocked pipe are not in the cursor, so they are not lost.
         process.exit(code);
       })();
-    };
+    }
 
     const onSignal = () => {
       if (finishing) {
@@ -114,8 +115,7 @@ export const listen: Command = {
       }
       finish(0);
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    takeOverShutdownSignals(onSignal);
     // The reader went away (`| head -n 3`): stop quietly; the cursor covers what it did read.
     process.stdout.on('error', () => finish(0));
 

@@ -1,11 +1,13 @@
 /**
  * `kite migrate`: apply pending migrations and exit, for deploys that migrate before rolling out
  * nodes. Without DATABASE_URL it starts the embedded Postgres under KITE_DATA_DIR, migrates it and
- * stops it again. A signal mid-way stops the database before exiting 1: each migration runs in its
- * own transaction, so an interrupted one is simply applied again next time.
+ * stops it again. A signal stops the database (once it is up) and exits 1; a second signal exits
+ * at once. Each migration runs in its own transaction, so an interrupted one is simply applied
+ * again next time.
  */
 import type { Database } from '../../db/database.js';
 import type { Command } from '../command.js';
+import { takeOverShutdownSignals } from '../signals.js';
 import { SERVER_ENV } from './serve.js';
 
 export const migrate: Command = {
@@ -29,23 +31,24 @@ export const migrate: Command = {
 
     let db: Database | undefined;
     let stopping: Promise<void> | undefined;
+    let signalled = false;
     // Both the signal path and the normal path stop the database; it must happen once.
     const stopDb = (open: Database) => (stopping ??= open.stop());
-    const onSignal = () => {
-      if (stopping || !db) process.exit(1);
-      stopDb(db).finally(() => process.exit(1));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const interrupted = (open: Database) => void stopDb(open).finally(() => process.exit(1));
+    const release = takeOverShutdownSignals(() => {
+      if (signalled) process.exit(1);
+      signalled = true;
+      if (db) interrupted(db); // else: stopped as soon as openDatabase returns, below
+    });
 
     db = await openDatabase(config, logger);
+    if (signalled) return new Promise<number>(() => interrupted(db!));
     try {
       const { applied } = await applyMigrations(db.url, logger);
       process.stdout.write(applied.length ? applied.map((name) => `applied ${name}\n`).join('') : 'already up to date\n');
     } finally {
       await stopDb(db);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      release();
     }
     return 0;
   },

@@ -1,13 +1,16 @@
 /**
  * `kite serve`: run the server until SIGTERM/SIGINT. The first signal closes Kite gracefully
  * (listeners, in-flight ingest, the database) and exits 0; a second signal exits 1 at once, for
- * an operator whose shutdown is stuck. The server logs its own startup; this file prints nothing.
+ * an operator whose shutdown is stuck. A signal during startup is honoured once the start is
+ * done, so an embedded Postgres is never left running. The server logs its own startup (and
+ * prints the banner with the admin token); this file prints nothing.
  *
  * The config and `src/main.ts` are imported lazily so `kite --help` never loads the server.
  */
 import type { RunningKite } from '../../main.js';
 import { CliError } from '../args.js';
 import type { Command } from '../command.js';
+import { takeOverShutdownSignals } from '../signals.js';
 
 export const SERVER_ENV = [
   ['KITE_INSTANCE_ID', "this instance's ID (default kite-local)"],
@@ -30,7 +33,7 @@ export const serve: Command = {
     details: [
       'Configuration comes from the environment only. On first start Kite generates an admin token,',
       'stores it in <KITE_DATA_DIR>/admin-token and prints it once with a sample curl.',
-      'SIGTERM or SIGINT shuts down gracefully; a second signal exits at once.',
+      'SIGTERM or SIGINT shuts down gracefully (exit 0); a second signal exits at once (exit 1).',
     ],
     flags: {},
     env: SERVER_ENV,
@@ -46,18 +49,14 @@ export const serve: Command = {
       const shutdown = (kite: RunningKite) => {
         kite.close().then(
           () => resolve(0),
-          (err: unknown) => reject(new CliError(`shutdown failed: ${(err as Error).message ?? String(err)}`)),
+          (err: unknown) => reject(new CliError(`shutdown failed: ${err instanceof Error ? err.message : String(err)}`)),
         );
       };
-      const onSignal = () => {
+      takeOverShutdownSignals(() => {
         if (signalled) process.exit(1);
         signalled = true;
-        // A signal during startup is honoured once startKite resolves: see below.
         if (running) shutdown(running);
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      // The banner (admin token once, a sample curl) is the server's to print, on request.
+      });
       startKite(config, { banner: true }).then(
         (kite) => {
           running = kite;
