@@ -109,10 +109,8 @@ function dispatch(argv: readonly string[]): { help: string } | { command: Comman
   if (!entry) throw new UsageError(`unknown command '${name}'`, '');
   if (!isGroup(entry)) return { command: entry, args: rest };
   [name, ...rest] = rest;
-  if (name === undefined || name === '--help' || name === '-h') {
-    if (name === undefined) throw new UsageError(`missing subcommand: ${Object.keys(entry.subcommands).join(', ')}`, entry.name);
-    return { help: groupHelp(entry) };
-  }
+  if (name === undefined) throw new UsageError(`missing subcommand: ${Object.keys(entry.subcommands).join(', ')}`, entry.name);
+  if (name === '--help' || name === '-h') return { help: groupHelp(entry) };
   const command = entry.subcommands[name];
   if (!command) {
     if (wantsHelp(rest)) return { help: groupHelp(entry) };
