@@ -4,43 +4,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { ADMIN_TOKEN, type ApiAnswer, startTestKite, type TestKite } from '../support/kite.js';
+import { ADMIN_TOKEN, startTestKite, type TestKite } from '../support/kite.js';
 import { STANDARD_SECRET, standardWebhook, stripeWebhook } from '../support/signers.js';
+import { refusedWithoutChange } from '../support/assertions.js';
 
 const STRIPE_SECRET = 'whsec_sources_stripe_secret';
 const GITHUB_SECRET = 'sources-github-secret';
 const CE_SECRET = 'whsec_c291cmNlcy1jbG91ZGV2ZW50cy1zZWNyZXQ=';
 
 let db: TestDatabase;
+const refused = refusedWithoutChange(() => db);
 let kite: TestKite;
 let acme: { adminKey: string; agentKey: string; agentKeyId: string };
 let other: { adminKey: string; agentKey: string; agentKeyId: string };
-
-async function snapshot() {
-  const [row] = await db.query(`
-    SELECT
-      (SELECT coalesce(json_agg(t ORDER BY t.id), '[]') FROM (SELECT id, slug, head FROM teams) t) AS teams,
-      (SELECT coalesce(json_agg(k ORDER BY k.id), '[]') FROM (SELECT id, revoked_at FROM api_keys) k) AS keys,
-      (SELECT coalesce(json_agg(s ORDER BY s.team_id, s.name), '[]')
-         FROM (SELECT team_id, name, provider, secret, created_at FROM sources) s) AS sources,
-      (SELECT count(*)::int FROM events) AS events`);
-  return row;
-}
-
-function expectError(answer: ApiAnswer, status: number, code?: string): void {
-  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
-  expect(answer.body).toEqual({ error: { code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.any(String) } });
-  expect(answer.body.error.message.length).toBeGreaterThan(0);
-  if (code) expect(answer.body.error.code).toBe(code);
-}
-
-async function refused(request: () => Promise<ApiAnswer>, status: number, code?: string): Promise<ApiAnswer> {
-  const before = await snapshot();
-  const answer = await request();
-  expectError(answer, status, code);
-  expect(await snapshot()).toEqual(before);
-  return answer;
-}
 
 function sendStripe(team: string, source: string, secret: string, id?: string) {
   const hook = stripeWebhook(secret, id ? { id } : {});

@@ -7,44 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ADMIN_TOKEN, type ApiAnswer, startTestKite, type TestKite } from '../support/kite.js';
 import { listen, type TestListener } from '../support/listener.js';
+import { expectError, refusedWithoutChange } from '../support/assertions.js';
 
 let db: TestDatabase;
+const refused = refusedWithoutChange(() => db);
 let kite: TestKite;
 let acme: { adminKey: string; agentKey: string; agentKeyId: string };
 let other: { adminKey: string; agentKey: string; agentKeyId: string };
 const openListeners: TestListener[] = [];
 
-/** Everything an admin request could change: teams, keys (with their hashes and revocation) and sources. */
-async function snapshot() {
-  const [row] = await db.query(`
-    SELECT
-      (SELECT coalesce(json_agg(t ORDER BY t.id), '[]') FROM (SELECT id, slug, head FROM teams) t) AS teams,
-      (SELECT coalesce(json_agg(k ORDER BY k.id), '[]')
-         FROM (SELECT id, team_id, name, role, encode(hash, 'hex') AS hash, revoked_at FROM api_keys) k) AS keys,
-      (SELECT coalesce(json_agg(s ORDER BY s.team_id, s.name), '[]')
-         FROM (SELECT team_id, name, provider, secret FROM sources) s) AS sources,
-      (SELECT count(*)::int FROM events) AS events`);
-  return row;
-}
-
 function expectOk(answer: ApiAnswer, status: number): ApiAnswer {
   expect(answer.status, JSON.stringify(answer.body)).toBe(status);
-  return answer;
-}
-
-function expectError(answer: ApiAnswer, status: number, code?: string): void {
-  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
-  expect(answer.body).toEqual({ error: { code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.any(String) } });
-  expect(answer.body.error.message.length).toBeGreaterThan(0);
-  if (code) expect(answer.body.error.code).toBe(code);
-}
-
-/** Runs a request that must be refused, and checks it changed nothing. */
-async function refused(request: () => Promise<ApiAnswer>, status: number, code?: string): Promise<ApiAnswer> {
-  const before = await snapshot();
-  const answer = await request();
-  expectError(answer, status, code);
-  expect(await snapshot()).toEqual(before);
   return answer;
 }
 

@@ -7,12 +7,13 @@
  * what each test tells it to. The real server has its own tests.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,9 +36,18 @@ export function assertFreshBuild(): void {
   if (stale.length) throw new Error(`dist is stale for ${stale.join(', ')}: run 'npx tsc -p tsconfig.build.json' (npm test does)`);
 }
 
+const tempDirs: string[] = [];
+
 export function tempDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'kite-cli-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kite-cli-'));
+  tempDirs.push(dir);
+  return dir;
 }
+
+// Registered in every test file that imports these helpers.
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 /** Only PATH is inherited: a developer's KITE_TOKEN must not leak into the tests. */
 export function cleanEnv(dir: string, extra: Record<string, string> = {}): Record<string, string> {

@@ -7,9 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { sign as githubSign } from '@octokit/webhooks-methods';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { type ApiAnswer, expectStatus, startTestKite, type TestKite } from '../support/kite.js';
+import { expectStatus, startTestKite, type TestKite } from '../support/kite.js';
 import { listen, type TestListener } from '../support/listener.js';
 import { stripeWebhook } from '../support/signers.js';
+import { databaseSnapshot, refusedWithoutChange } from '../support/assertions.js';
 
 const STRIPE_SECRET = 'whsec_events_api_stripe';
 const GITHUB_SECRET = 'events-api-github';
@@ -17,6 +18,7 @@ const BULK = 120;
 
 type Keys = { adminKey: string; agentKey: string; agentKeyId: string };
 let db: TestDatabase;
+const refused = refusedWithoutChange(() => db);
 let kite: TestKite;
 let feed: Keys;
 let pub: Keys;
@@ -24,27 +26,6 @@ let other: Keys;
 /** The feed team's events as ingested, in order: [seq, type]. */
 const feedEvents: [number, string][] = [];
 const openListeners: TestListener[] = [];
-
-async function snapshot() {
-  const [row] = await db.query(`
-    SELECT (SELECT count(*)::int FROM events) AS events,
-           (SELECT coalesce(json_agg(t ORDER BY t.id), '[]') FROM (SELECT id, slug, head FROM teams) t) AS teams`);
-  return row;
-}
-
-function expectError(answer: ApiAnswer, status: number, code?: string): void {
-  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
-  expect(answer.body).toEqual({ error: { code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.any(String) } });
-  if (code) expect(answer.body.error.code).toBe(code);
-}
-
-async function refused(request: () => Promise<ApiAnswer>, status: number, code?: string): Promise<ApiAnswer> {
-  const before = await snapshot();
-  const answer = await request();
-  expectError(answer, status, code);
-  expect(await snapshot()).toEqual(before);
-  return answer;
-}
 
 async function ingestStripe(team: string, type: string): Promise<number> {
   const hook = stripeWebhook(STRIPE_SECRET, { type });
@@ -311,11 +292,11 @@ describe('events - publishing', () => {
   it('events - a repeat of the same id answers 202 duplicate with the same seq and stores nothing', async () => {
     const first = expectStatus(await kite.api.as(pub.agentKey).post('/v1/teams/pub/events', { id: 'once-only', type: 'com.example.once', data: { v: 1 } }), 202);
     expect(first.body.duplicate).toBe(false);
-    const before = await snapshot();
+    const before = await databaseSnapshot(db);
     const again = await kite.api.as(pub.agentKey).post('/v1/teams/pub/events', { id: 'once-only', type: 'com.example.once', data: { v: 1 } });
     expect(again.status).toBe(202);
     expect(again.body).toEqual({ id: 'once-only', seq: first.body.seq, duplicate: true });
-    expect(await snapshot()).toEqual(before);
+    expect(await databaseSnapshot(db)).toEqual(before);
   });
 
   it('events - the same id from another agent is another event (dedup is per source)', async () => {
