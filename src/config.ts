@@ -3,7 +3,17 @@
  * frozen, typed object that is passed down. A bad value stops the start with one line naming the
  * variable and what is wrong (`ConfigError.message`).
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
+
+function isReadableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
 
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -72,6 +82,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (Boolean(e.KITE_TLS_CERT_FILE) !== Boolean(e.KITE_TLS_KEY_FILE)) {
     const missing = e.KITE_TLS_CERT_FILE ? 'KITE_TLS_KEY_FILE' : 'KITE_TLS_CERT_FILE';
     throw new ConfigError(`Invalid configuration: ${missing}: must be set together with ${missing === 'KITE_TLS_KEY_FILE' ? 'KITE_TLS_CERT_FILE' : 'KITE_TLS_KEY_FILE'}`);
+  }
+  for (const variable of ['KITE_TLS_CERT_FILE', 'KITE_TLS_KEY_FILE', 'KITE_FEDERATION_CA_FILE'] as const) {
+    const file = e[variable];
+    if (file && !isReadableFile(file)) throw new ConfigError(`Invalid configuration: ${variable}: cannot read the file ${JSON.stringify(file)}`);
   }
   return Object.freeze({
     instanceId: e.KITE_INSTANCE_ID,

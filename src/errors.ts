@@ -59,7 +59,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
   const message = String((err as { message?: unknown }).message ?? '');
-  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Client has encountered a connection error|database unavailable/i.test(message);
+  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Query read timeout|Client has encountered a connection error|database unavailable/i.test(message);
 }
 
 /** The one way to turn anything caught into a KiteError. */

@@ -21,7 +21,7 @@ import { PostgresEventReader } from './events/event-reader.js';
 import { eventRoutes } from './events/event-routes.js';
 import { startHttpServer } from './http/server.js';
 import { EventAppender } from './ingest/event-appender.js';
-import { ingestRoutes } from './ingest/ingest-route.js';
+import { ingestRoutes, withDeadline } from './ingest/ingest-route.js';
 import { BroadcastHub } from './listen/broadcast-hub.js';
 import { CLOSE_GOING_AWAY } from './listen/listener-socket.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -81,12 +81,21 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const teams = new TeamDirectory(pool);
     const sources = new SourceRegistry(pool);
     const notifications = new NotificationListener(database.url, logger);
+    const keys = new KeyStore(pool);
+    // The safety net under LISTEN/NOTIFY, which can lose notifications while it reconnects:
+    // re-read the heads of teams with listeners, and close listeners whose key was revoked.
     const pollHeads = () => {
       const active = hub.activeTeams();
       if (active.length === 0) return;
       reader.readHeads(active).then(
         (heads) => heads.forEach((head, teamId) => hub.announce(teamId, head)),
         (err: unknown) => logger.debug({ err: (err as Error).message }, 'head poll failed'),
+      );
+      const keyIds = hub.listenerKeyIds();
+      if (keyIds.length === 0) return;
+      keys.revokedAmong(keyIds).then(
+        (revoked) => revoked.forEach((id) => hub.closeByKey(id)),
+        (err: unknown) => logger.debug({ err: (err as Error).message }, 'revocation poll failed'),
       );
     };
     notifications.on('kite_events', (payload) => {
@@ -112,10 +121,12 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const ctx: AppContext = {
       config, version: VERSION, pool, logger, metrics, teams, sources, appender, reader, hub,
       auth: new Authenticator(pool, () => adminToken.hash),
-      keys: new KeyStore(pool),
+      keys,
       isReady: async () => {
         try {
-          migrated = migrated || (await isMigrated(pool));
+          // The migration check is remembered once true; the database is asked every time.
+          if (migrated) await withDeadline(pool.query('SELECT 1'), 900);
+          else migrated = await withDeadline(isMigrated(pool), 900);
           return migrated;
         } catch {
           return false;

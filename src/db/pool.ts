@@ -21,7 +21,7 @@ export function createPool(url: string, logger: Logger, max = 16): Pool {
     keepAliveInitialDelayMillis: 5_000,
     statement_timeout: 30_000,
     // A hung server (not a refused one) must not hold a connection forever: give up client-side.
-    query_timeout: 10_000,
+    query_timeout: 5_000,
     application_name: 'kite',
   });
   // An idle client losing its connection must not crash the process; the pool drops it.

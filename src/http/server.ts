@@ -42,9 +42,10 @@ export async function startHttpServer(ctx: AppContext, routes: readonly Route[])
     onFinished: (route, status) => ctx.metrics.httpRequestsTotal.inc({ route: route.pattern, status: String(status) }),
   });
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (socket) => {
+    // Exclusive: without it uWS binds with SO_REUSEPORT and a second Kite would silently share the port.
+    listenWithOptions(app)(config.host, config.port, LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
       if (socket) resolve(socket);
-      else reject(new Error(`Could not listen on ${config.host}:${config.port} (is the port in use? set KITE_PORT)`));
+      else reject(new Error(`Could not listen on ${config.host}:${config.port}: the port is in use or KITE_HOST is not an address of this machine (check KITE_HOST and KITE_PORT)`));
     });
   });
   let listening = true;
@@ -62,4 +63,14 @@ export async function startHttpServer(ctx: AppContext, routes: readonly Route[])
       return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
     },
   };
+}
+
+/** uWS's `ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT` (the enum is in its typings, not in its binary). */
+const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;
+
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: uWS.us_listen_socket | false) => void) => void;
+
+/** The binary has listen(host, port, options, cb); the typings only declare it without host. */
+function listenWithOptions(app: uWS.TemplatedApp): ListenWithOptions {
+  return (app.listen as unknown as ListenWithOptions).bind(app);
 }

@@ -25,8 +25,11 @@ async function ingest(ctx: AppContext, request: KiteRequest): Promise<KiteRespon
   const sourceName = request.params['source'] ?? '';
   const started = performance.now();
   let outcome = 'stored';
+  // Label values come from the URL: only a team and source that exist may become labels, so
+  // requests to made-up URLs cannot grow the metric without bound.
+  let known = false;
   try {
-    const response = await withDeadline(receive(ctx, request, team, sourceName));
+    const response = await withDeadline(receive(ctx, request, team, sourceName, () => (known = true)));
     outcome = response.outcome;
     return response.response;
   } catch (err) {
@@ -34,20 +37,19 @@ async function ingest(ctx: AppContext, request: KiteRequest): Promise<KiteRespon
     outcome = error.code;
     throw error;
   } finally {
-    // Unknown teams/sources are folded into one label value so bad URLs cannot explode cardinality.
-    const known = outcome !== 'not_found';
     const labels = { team: known ? team : '-', source: known ? sourceName : '-', outcome };
     ctx.metrics.ingestTotal.inc(labels);
     ctx.metrics.ingestSeconds.observe(labels, (performance.now() - started) / 1000);
   }
 }
 
-async function receive(ctx: AppContext, request: KiteRequest, team: string, sourceName: string): Promise<{ response: KiteResponse; outcome: string }> {
+async function receive(ctx: AppContext, request: KiteRequest, team: string, sourceName: string, found: () => void): Promise<{ response: KiteResponse; outcome: string }> {
   if (sourceName === 'kite') throw new KiteError('not_found', 'Federation ingest is not enabled on this instance yet.');
   const teamId = TEAM_SLUG.test(team) ? await ctx.teams.find(team) : undefined;
   if (teamId === undefined) throw new KiteError('not_found', `Unknown team ${JSON.stringify(team)}.`);
   const source = await ctx.sources.find(teamId, sourceName);
   if (!source) throw new KiteError('not_found', `Unknown source ${JSON.stringify(sourceName)} in team ${JSON.stringify(team)}.`);
+  found();
   const provider = getProvider(source.provider);
   if (!provider) throw new KiteError('internal_error', `Source uses unknown provider ${source.provider}.`);
   const parsed = provider.parse(

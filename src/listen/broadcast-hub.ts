@@ -70,13 +70,18 @@ export class BroadcastHub {
   async subscribe(teamId: number, socket: ListenerSocket, options: { after?: number; matches: (type: string) => boolean; keyId?: string }): Promise<Listener> {
     const channel = this.channel(teamId);
     await channel.ready;
+    // The table's head, not just this node's broadcast head, which may lag behind commits of
+    // other nodes whose notifications are still in flight. A listener without `after` starts
+    // there; events up to it that the pump broadcasts later are skipped for it (seq ≤ cursor).
+    const head = Math.max(channel.head, await this.reader.readHead(teamId));
+    if (this.channels.get(teamId) !== channel) return this.subscribe(teamId, socket, options); // channel was dropped meanwhile
+    this.announce(teamId, head);
     const listener: Listener = {
       id: this.nextId++, teamId, keyId: options.keyId, matches: options.matches, socket,
-      cursor: options.after ?? channel.head, live: options.after === undefined, closed: false, onDrain: undefined,
+      cursor: options.after ?? head, live: options.after === undefined, closed: false, onDrain: undefined,
     };
-    if (this.channels.get(teamId) !== channel) return this.subscribe(teamId, socket, options); // channel was dropped meanwhile
     channel.listeners.add(listener);
-    socket.send(`{"type":"ready","head":${channel.head}}`);
+    socket.send(`{"type":"ready","head":${head}}`);
     if (!listener.live) void this.replay(listener, channel);
     return listener;
   }
@@ -114,14 +119,22 @@ export class BroadcastHub {
   /** Some node committed up to `head` in this team (a `kite_events` notification or a poll). */
   announce(teamId: number, head: number): void {
     const channel = this.channels.get(teamId);
-    if (!channel || head <= channel.known) return;
-    channel.known = head;
-    void this.pump(channel);
+    if (!channel) return;
+    if (head > channel.known) channel.known = head;
+    // Also when nothing new was announced: a pump that failed earlier is retried by the poll.
+    if (channel.head < channel.known) void this.pump(channel);
   }
 
   /** Teams with listeners, for the safety poll that covers lost notifications. */
   activeTeams(): number[] {
     return [...this.channels.keys()];
+  }
+
+  /** Keys used by open listeners (to re-check for revocations missed while notifications were down). */
+  listenerKeyIds(): string[] {
+    const ids = new Set<string>();
+    for (const channel of this.channels.values()) for (const l of channel.listeners) if (l.keyId) ids.add(l.keyId);
+    return [...ids];
   }
 
   /** Closes every listener authenticated with this key (it was revoked). */

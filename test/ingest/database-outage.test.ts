@@ -53,6 +53,7 @@ describe('database outage', () => {
   it('outage - a refused database: ingest answers 503 within a second, readyz is 503, and all resumes by itself', async () => {
     const listener = await listen(kite.url, 'acme', agentKey);
     expect((await post()).status).toBe(200);
+    expect((await kite.api.get('/readyz')).status).toBe(200);
     await proxy.cut();
     const during = await post();
     expect(during.status).toBe(503);
@@ -75,6 +76,13 @@ describe('database outage', () => {
     const during = await post(hook);
     expect(during.status).toBe(503);
     expect(during.ms).toBeLessThan(1000);
+    const ready = performance.now();
+    expect((await kite.api.get('/readyz')).status).toBe(503);
+    expect(performance.now() - ready).toBeLessThan(1000);
+    // Other routes give up too (the client-side query timeout) and say why, rather than a 500.
+    const poll = await kite.api.get('/v1/teams/acme/events');
+    expect(poll.status).toBe(503);
+    expect(poll.body.error.code).toBe('database_unavailable');
     await proxy.cut(); // connections that hung are reset, as a real failover would
     await proxy.restore();
     const retry = await postUntilStored(hook);
@@ -82,5 +90,15 @@ describe('database outage', () => {
     const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE id = $1', [JSON.parse(hook.body).id]);
     expect(rows[0]!.n).toBe(1);
     expect(retry.status).toBe(200);
+  });
+
+  it('outage - a key revoked while this node could not hear notifications still closes its listeners (1008)', async () => {
+    const created = await kite.api.post('/v1/teams/acme/keys', { name: 'revoked-in-outage', role: 'agent' });
+    const listener = await listen(kite.url, 'acme', created.body.key);
+    await proxy.cut();
+    // Revoked behind Kite's back: its notification connection is down, so no NOTIFY reaches it.
+    await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [created.body.id]);
+    await proxy.restore();
+    expect(await listener.waitForClose(15_000)).toBe(1008);
   });
 });

@@ -195,6 +195,8 @@ describe('ops - configuration', () => {
   });
 
   it('config - set variables are read into the typed config', () => {
+    // Any readable files do for the TLS and CA variables: the config only checks they can be read.
+    const file = new URL('../../package.json', import.meta.url).pathname;
     const config = loadConfig({
       KITE_INSTANCE_ID: 'node-b',
       KITE_PUBLIC_URL: 'https://kite.example.com',
@@ -203,9 +205,9 @@ describe('ops - configuration', () => {
       DATABASE_URL: 'postgresql://u@db:5432/kite',
       KITE_DATA_DIR: '/var/lib/kite',
       KITE_ADMIN_TOKEN: 'a-long-enough-admin-token',
-      KITE_TLS_CERT_FILE: '/tls/cert.pem',
-      KITE_TLS_KEY_FILE: '/tls/key.pem',
-      KITE_FEDERATION_CA_FILE: '/tls/ca.pem',
+      KITE_TLS_CERT_FILE: file,
+      KITE_TLS_KEY_FILE: file,
+      KITE_FEDERATION_CA_FILE: file,
       KITE_LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
@@ -216,8 +218,8 @@ describe('ops - configuration', () => {
       databaseUrl: 'postgresql://u@db:5432/kite',
       dataDir: '/var/lib/kite',
       adminToken: 'a-long-enough-admin-token',
-      tls: { certFile: '/tls/cert.pem', keyFile: '/tls/key.pem' },
-      federationCaFile: '/tls/ca.pem',
+      tls: { certFile: file, keyFile: file },
+      federationCaFile: file,
       logLevel: 'debug',
     });
   });
@@ -277,4 +279,17 @@ describe('ops - configuration', () => {
       expect(message).not.toContain(secret);
     });
   }
+
+  it('config - a TLS or CA file that cannot be read names its variable', () => {
+    const readable = new URL('../../package.json', import.meta.url).pathname;
+    expect(() => loadConfig({ KITE_TLS_CERT_FILE: '/nonexistent/cert.pem', KITE_TLS_KEY_FILE: readable })).toThrow(/^Invalid configuration: KITE_TLS_CERT_FILE: cannot read/);
+    expect(() => loadConfig({ KITE_TLS_CERT_FILE: readable, KITE_TLS_KEY_FILE: '/nonexistent/key.pem' })).toThrow(/KITE_TLS_KEY_FILE/);
+    expect(() => loadConfig({ KITE_FEDERATION_CA_FILE: '/nonexistent/ca.pem' })).toThrow(/KITE_FEDERATION_CA_FILE/);
+  });
+});
+
+describe('ops - the listen port', () => {
+  it('ops - a second node on a port already in use fails to start, naming KITE_HOST and KITE_PORT', async () => {
+    await expect(startTestKite(db.url, { KITE_PORT: String(kite.port) })).rejects.toThrow(/KITE_PORT/);
+  });
 });
