@@ -7,8 +7,12 @@
  * arrived in the same tick; while `maxInFlight` flushes run, new events wait and form the next
  * batch. A caller's promise settles only after its batch committed (or failed: then every caller
  * of that batch gets the error, and nothing of the batch is stored, as it was one transaction).
+ *
+ * `inTransaction` hooks run inside the batch's transaction after the events are stored (the
+ * federation outbox writes its deliveries there), so an event and what it implies commit or roll
+ * back together; the internal events a hook returns are appended in the same transaction.
  */
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 
 export interface AppendRequest {
@@ -35,7 +39,23 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+export interface StoredInBatch {
+  readonly teamId: number;
+  readonly seq: number;
+  readonly event: NormalizedEvent;
+}
+
+export interface TransactionHookResult {
+  /** Internal events to append in the same transaction (never passed to hooks again). */
+  readonly internal?: readonly AppendRequest[];
+  /** Runs after the commit (e.g. waking the peers that got deliveries). */
+  readonly afterCommit?: () => void;
+}
+
+export type TransactionHook = (client: PoolClient, stored: readonly StoredInBatch[]) => Promise<TransactionHookResult | undefined>;
+
 export interface EventAppenderOptions {
+  readonly inTransaction?: TransactionHook;
   readonly maxBatch?: number;
   readonly maxInFlight?: number;
   /** Sees every newly stored (non-duplicate) event, in seq order per team, right after commit. */
@@ -101,43 +121,78 @@ export class EventAppender {
 
   private async flush(batch: Pending[]): Promise<void> {
     const started = performance.now();
-    const teams: number[] = [];
-    const sources: string[] = [];
-    const ids: string[] = [];
-    const types: string[] = [];
-    const times: string[] = [];
-    const jsons: string[] = [];
-    for (const { request } of batch) {
-      teams.push(request.teamId);
-      sources.push(request.event.source);
-      ids.push(request.event.id);
-      types.push(request.event.type);
-      times.push(request.event.time);
-      jsons.push(request.event.json);
+    const client = await this.pool.connect().catch((err: unknown) => {
+      for (const pending of batch) pending.reject(err);
+      return undefined;
+    });
+    if (!client) {
+      this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
+      return;
     }
-    let rows: { ord: number; seq: number; duplicate: boolean }[];
+    let rows: AppendRow[];
+    let fresh: CommittedEvent[];
+    let afterCommit: (() => void) | undefined;
     try {
-      const result = await this.pool.query<{ ord: number; seq: number; duplicate: boolean }>(APPEND_SQL, [teams, sources, ids, types, times, jsons]);
-      rows = result.rows;
+      await client.query('BEGIN');
+      rows = await append(client, batch.map((p) => p.request));
+      const stored: StoredInBatch[] = [];
+      for (const row of rows) if (!row.duplicate) stored.push({ ...batch[row.ord - 1]!.request, seq: row.seq });
+      const committedAt = Date.now();
+      fresh = stored.map(({ teamId, seq, event }) => ({ teamId, seq, type: event.type, json: event.json, committedAt }));
+      const hooked = stored.length > 0 && this.options.inTransaction ? await this.options.inTransaction(client, stored) : undefined;
+      if (hooked?.internal && hooked.internal.length > 0) {
+        const internalRows = await append(client, hooked.internal);
+        for (const row of internalRows) {
+          const { teamId, event } = hooked.internal[row.ord - 1]!;
+          if (!row.duplicate) fresh.push({ teamId, seq: row.seq, type: event.type, json: event.json, committedAt });
+        }
+      }
+      afterCommit = hooked?.afterCommit;
+      await client.query('COMMIT');
     } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      client.release(isConnectionBroken(err) ? (err as Error) : undefined);
       this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
       for (const pending of batch) pending.reject(err);
       return;
     }
-    const committedAt = Date.now();
+    client.release();
     this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, true);
-    const fresh: CommittedEvent[] = [];
-    for (const row of rows) {
-      const pending = batch[row.ord - 1]!;
-      pending.resolve({ seq: row.seq, duplicate: row.duplicate });
-      if (!row.duplicate) {
-        const { teamId, event } = pending.request;
-        fresh.push({ teamId, seq: row.seq, type: event.type, json: event.json, committedAt });
-      }
-    }
+    for (const row of rows) batch[row.ord - 1]!.resolve({ seq: row.seq, duplicate: row.duplicate });
+    afterCommit?.();
     if (fresh.length > 0 && this.options.onCommitted) {
       fresh.sort((a, b) => a.teamId - b.teamId || a.seq - b.seq);
       this.options.onCommitted(fresh);
     }
   }
+}
+
+interface AppendRow {
+  ord: number;
+  seq: number;
+  duplicate: boolean;
+}
+
+async function append(client: PoolClient, requests: readonly AppendRequest[]): Promise<AppendRow[]> {
+  const teams: number[] = [];
+  const sources: string[] = [];
+  const ids: string[] = [];
+  const types: string[] = [];
+  const times: string[] = [];
+  const jsons: string[] = [];
+  for (const { teamId, event } of requests) {
+    teams.push(teamId);
+    sources.push(event.source);
+    ids.push(event.id);
+    types.push(event.type);
+    times.push(event.time);
+    jsons.push(event.json);
+  }
+  const result = await client.query<AppendRow>(APPEND_SQL, [teams, sources, ids, types, times, jsons]);
+  return result.rows;
+}
+
+/** A failed statement leaves a usable connection; a lost or timed-out one must not go back to the pool. */
+function isConnectionBroken(err: unknown): boolean {
+  return typeof (err as { code?: unknown }).code !== 'string' || String((err as { code: string }).code).startsWith('08');
 }
