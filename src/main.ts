@@ -19,6 +19,10 @@ import { NotificationListener } from './db/notifications.js';
 import { createPool } from './db/pool.js';
 import { PostgresEventReader } from './events/event-reader.js';
 import { eventRoutes } from './events/event-routes.js';
+import { createFederation } from './federation/federation.js';
+import { PeerStore } from './federation/peer-store.js';
+import { peerRoutes } from './federation/peer-routes.js';
+import { receiveRoutes } from './federation/receive-route.js';
 import { startHttpServer } from './http/server.js';
 import { EventAppender } from './ingest/event-appender.js';
 import { ingestRoutes, withDeadline } from './ingest/ingest-route.js';
@@ -68,7 +72,13 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       onSlowClose: () => metrics.slowListenersClosedTotal.inc(),
       onError: (err, teamId) => logger.warn({ err: (err as Error).message, teamId }, 'broadcast read failed; will retry'),
     });
-    const appender = new EventAppender(pool, {
+    const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'));
+    // The appender and federation need each other: federation's outbox runs in the appender's
+    // transactions, and peer actors append internal events through it.
+    let appender: EventAppender;
+    const federation = createFederation({ config, pool, logger, peers, appendInternal: (teamId, event) => appender.append({ teamId, event }) });
+    appender = new EventAppender(pool, {
+      inTransaction: federation.outbox,
       onCommitted: (events) => {
         metrics.eventsStoredTotal.inc(events.length);
         hub.committed(events);
@@ -106,7 +116,9 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       const [kind, a, b] = payload.split(':');
       if (kind === 'key_revoked' && a) hub.closeByKey(a);
       if (kind === 'source' && a && b) sources.invalidate(Number(a), b);
+      if (kind === 'peer' && b) federation.peerChanged(b);
     });
+    notifications.on('kite_federation', (payload) => federation.wake(payload.split(',')));
     notifications.onReconnect(() => {
       sources.invalidateAll();
       pollHeads();
@@ -116,6 +128,8 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const poller = setInterval(pollHeads, HEAD_POLL_MS);
     poller.unref();
     cleanups.unshift(async () => clearInterval(poller));
+    await federation.start();
+    cleanups.unshift(() => federation.stop());
 
     let migrated = false;
     const ctx: AppContext = {
@@ -134,7 +148,8 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       },
     };
     const server = await startHttpServer(ctx, [
-      ...opsRoutes(ctx), ...teamRoutes(ctx), ...keyRoutes(ctx), ...sourceRoutes(ctx), ...eventRoutes(ctx), ...ingestRoutes(ctx),
+      ...opsRoutes(ctx), ...teamRoutes(ctx), ...keyRoutes(ctx), ...sourceRoutes(ctx), ...eventRoutes(ctx),
+      ...peerRoutes(ctx, peers), ...receiveRoutes(ctx, peers), ...ingestRoutes(ctx),
     ]);
     const scheme = config.tls ? 'https' : 'http';
     const localUrl = `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;

@@ -39,6 +39,8 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
 export async function migrate(url: string, logger: Logger): Promise<{ applied: string[] }> {
   const migrations = await loadMigrations();
   const client = new pg.Client({ connectionString: url, application_name: 'kite-migrate' });
+  // A lost connection fails the statement in flight; without a listener it would also crash the process.
+  client.on('error', () => {});
   await client.connect();
   const applied: string[] = [];
   try {

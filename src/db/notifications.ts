@@ -1,7 +1,8 @@
 /**
  * One dedicated connection per node that LISTENs to Kite's channels:
  * - `kite_events`  "<team id>:<head>" after every append commits (any node);
- * - `kite_config`  "<kind>:<detail>" when keys or sources change (caches, revocations).
+ * - `kite_config`  "<kind>:<detail>" when keys, sources or peers change (caches, revocations);
+ * - `kite_federation` "<peer id>,…" when deliveries were queued for these peers.
  * Notifications can be missed while the connection is down, so after every reconnect the
  * `onReconnect` handlers run and re-read what they depend on from the tables.
  *
@@ -10,7 +11,7 @@
 import pg from 'pg';
 import type { Logger } from '../observability/logger.js';
 
-export const CHANNELS = ['kite_events', 'kite_config'] as const;
+export const CHANNELS = ['kite_events', 'kite_config', 'kite_federation'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 export class NotificationListener {

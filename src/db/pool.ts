@@ -29,18 +29,46 @@ export function createPool(url: string, logger: Logger, max = 16): Pool {
   return pool;
 }
 
+/**
+ * Checks a client out of the pool with an 'error' listener for as long as it is held: pg emits
+ * 'error' on a client whose connection dies, and a checked-out client has no pool listener, so
+ * without one a lost database would crash the process instead of failing the query in flight.
+ * The returned release() removes the listener; pass an error to destroy a broken client.
+ */
+export async function checkOut(pool: Pool): Promise<{ client: PoolClient; release: (err?: Error) => void }> {
+  const client = await pool.connect();
+  const swallow = () => {}; // the query in flight is rejected with the same error
+  client.on('error', swallow);
+  return {
+    client,
+    release: (err) => {
+      client.off('error', swallow);
+      client.release(err);
+    },
+  };
+}
+
 /** Run fn in a transaction on one client; rolls back on any error. */
 export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const { client, release } = await checkOut(pool);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
+    release();
     return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
+    release(isBrokenConnection(err) ? (err as Error) : undefined);
     throw err;
-  } finally {
-    client.release();
   }
+}
+
+/**
+ * A statement that failed on the server (it has a SQLSTATE code) leaves a usable connection; a
+ * lost or timed-out one must not go back to the pool.
+ */
+export function isBrokenConnection(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code !== 'string' || code.startsWith('08') || code.startsWith('57P');
 }

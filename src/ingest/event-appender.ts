@@ -12,7 +12,7 @@
  * federation outbox writes its deliveries there), so an event and what it implies commit or roll
  * back together; the internal events a hook returns are appended in the same transaction.
  */
-import type { Pool, PoolClient } from '../db/pool.js';
+import { checkOut, isBrokenConnection, type Pool, type PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 
 export interface AppendRequest {
@@ -121,14 +121,15 @@ export class EventAppender {
 
   private async flush(batch: Pending[]): Promise<void> {
     const started = performance.now();
-    const client = await this.pool.connect().catch((err: unknown) => {
+    const held = await checkOut(this.pool).catch((err: unknown) => {
       for (const pending of batch) pending.reject(err);
       return undefined;
     });
-    if (!client) {
+    if (!held) {
       this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
       return;
     }
+    const { client, release } = held;
     let rows: AppendRow[];
     let fresh: CommittedEvent[];
     let afterCommit: (() => void) | undefined;
@@ -151,12 +152,12 @@ export class EventAppender {
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
-      client.release(isConnectionBroken(err) ? (err as Error) : undefined);
+      release(isBrokenConnection(err) ? (err as Error) : undefined);
       this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
       for (const pending of batch) pending.reject(err);
       return;
     }
-    client.release();
+    release();
     this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, true);
     for (const row of rows) batch[row.ord - 1]!.resolve({ seq: row.seq, duplicate: row.duplicate });
     afterCommit?.();
@@ -190,9 +191,4 @@ async function append(client: PoolClient, requests: readonly AppendRequest[]): P
   }
   const result = await client.query<AppendRow>(APPEND_SQL, [teams, sources, ids, types, times, jsons]);
   return result.rows;
-}
-
-/** A failed statement leaves a usable connection; a lost or timed-out one must not go back to the pool. */
-function isConnectionBroken(err: unknown): boolean {
-  return typeof (err as { code?: unknown }).code !== 'string' || String((err as { code: string }).code).startsWith('08');
 }

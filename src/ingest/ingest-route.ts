@@ -44,7 +44,6 @@ async function ingest(ctx: AppContext, request: KiteRequest): Promise<KiteRespon
 }
 
 async function receive(ctx: AppContext, request: KiteRequest, team: string, sourceName: string, found: () => void): Promise<{ response: KiteResponse; outcome: string }> {
-  if (sourceName === 'kite') throw new KiteError('not_found', 'Federation ingest is not enabled on this instance yet.');
   const teamId = TEAM_SLUG.test(team) ? await ctx.teams.find(team) : undefined;
   if (teamId === undefined) throw new KiteError('not_found', `Unknown team ${JSON.stringify(team)}.`);
   const source = await ctx.sources.find(teamId, sourceName);

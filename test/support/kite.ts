@@ -1,6 +1,8 @@
 /**
  * Starts a real Kite node in this process on a loopback port, and a small JSON client for its API.
  */
+import { readFileSync } from 'node:fs';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { loadConfig } from '../../src/config.js';
 import { startKite, type RunningKite } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -21,23 +23,30 @@ export async function startTestKite(databaseUrl: string, env: Record<string, str
     ...env,
   });
   const kite = await startKite(config, { logger: createLogger(process.env['KITE_TEST_LOG_LEVEL'] ?? 'silent') });
-  return Object.assign(kite, { api: new KiteApi(kite.url, ADMIN_TOKEN) });
+  const ca = config.federationCaFile && config.tls ? readFileSync(config.federationCaFile, 'utf8') : undefined;
+  return Object.assign(kite, { api: new KiteApi(kite.url, ADMIN_TOKEN, ca) });
 }
 
 export interface ApiAnswer<T = any> {
   readonly status: number;
   readonly body: T;
-  readonly headers: Headers;
+  readonly headers: { get(name: string): string | null };
 }
 
 export class KiteApi {
+  private readonly dispatcher: Agent | undefined;
+
   constructor(
     readonly url: string,
     readonly token: string | undefined,
-  ) {}
+    /** PEM of a CA to trust, for an instance serving HTTPS with a test certificate. */
+    readonly ca?: string,
+  ) {
+    this.dispatcher = ca ? new Agent({ connect: { ca } }) : undefined;
+  }
 
   as(token: string | undefined): KiteApi {
-    return new KiteApi(this.url, token);
+    return new KiteApi(this.url, token, this.ca);
   }
 
   async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiAnswer<T>> {
@@ -47,7 +56,9 @@ export class KiteApi {
       init.body = typeof body === 'string' || Buffer.isBuffer(body) ? (body as string) : JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
     }
-    const response = await fetch(this.url + path, init);
+    const response = this.dispatcher
+      ? await undiciFetch(this.url + path, { ...(init as object), dispatcher: this.dispatcher })
+      : await fetch(this.url + path, init);
     const text = await response.text();
     let parsed: unknown = text;
     try {

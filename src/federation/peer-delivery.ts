@@ -1,0 +1,196 @@
+/**
+ * The effects a peer's actor runs: send its next batch, or a probe, and classify the answer ONCE
+ * into a DeliveryOutcome (machines/delivery-outcome.ts) — the machine reads only the tag.
+ *
+ * The queue is the peer's `pending` deliveries in event seq order. A batch holds at most as many
+ * events as the token bucket has tokens. A failed batch is re-sent identically (same events, same
+ * body, same `webhook-id`) until it is answered; a 413 splits it; another 4xx to a batch re-sends
+ * its events one at a time, and another 4xx to one event dead-letters that event alone.
+ */
+import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
+import type { Pool } from '../db/pool.js';
+import type { NormalizedEvent } from '../providers/types.js';
+import { signStandard } from '../providers/standard-signature.js';
+import { deliveryFailedEvent } from './internal-events.js';
+import type { PeerHttp, PeerResponse } from './peer-http.js';
+import { stampForPeer } from './provenance.js';
+import type { TokenBucket } from './token-bucket.js';
+
+/** The largest batch sent in one request, whatever the bucket holds. */
+export const MAX_BATCH = 100;
+
+export interface DeliveryPeer {
+  readonly id: string;
+  readonly teamId: number;
+  readonly instanceId: string;
+  readonly remoteTeam: string;
+}
+
+export interface DeliveryDeps {
+  readonly pool: Pool;
+  readonly selfInstanceId: string;
+  readonly publicUrl: string;
+  readonly peer: () => DeliveryPeer;
+  /** Current outbound key, plus the previous one during a rotation's 24 hours. */
+  readonly signingKeys: () => string[];
+  readonly http: () => PeerHttp;
+  readonly bucket: TokenBucket;
+  readonly appendInternal: (teamId: number, event: NormalizedEvent) => Promise<unknown>;
+}
+
+interface Row {
+  id: number;
+  event_seq: number;
+  event_id: string;
+  event_source: string;
+  event_type: string;
+  attempts: number;
+  json: string;
+}
+
+type Answer = { kind: 'answer'; response: PeerResponse } | { kind: 'error'; message: string };
+
+export class PeerDelivery {
+  /** The batch that failed last, re-sent identically on the next attempt. */
+  private retrying: number[] | undefined;
+
+  constructor(private readonly deps: DeliveryDeps) {}
+
+  async deliverNext(signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
+    const tokens = Math.floor(this.deps.bucket.available());
+    if (tokens < 1) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(1)) };
+    const rows = this.retrying ? await this.rowsById(this.retrying) : [];
+    const batch = rows.length > 0 ? rows : await this.nextRows(Math.min(tokens, MAX_BATCH));
+    this.retrying = undefined;
+    if (batch.length === 0) return { tag: 'idle' };
+    return this.send(batch, signal, timeoutMs);
+  }
+
+  /** A signed empty batch: 2xx means the peer takes our requests again. */
+  async probe(signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
+    const answer = await this.post('[]', `kite-probe-${Date.now()}`, 'application/cloudevents-batch+json', signal, timeoutMs);
+    return classify(answer, 0);
+  }
+
+  private async send(batch: Row[], signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
+    const peer = this.deps.peer();
+    this.deps.bucket.take(batch.length);
+    const copies = batch.map((row) => stampForPeer(row.json, this.deps.selfInstanceId));
+    const single = batch.length === 1;
+    const body = JSON.stringify(single ? copies[0] : copies);
+    const messageId = single ? `kite-d-${batch[0]!.id}` : `kite-b-${batch[0]!.id}-${batch[batch.length - 1]!.id}-${batch.length}`;
+    const answer = await this.post(body, messageId, single ? 'application/cloudevents+json' : 'application/cloudevents-batch+json', signal, timeoutMs);
+    const status = answer.kind === 'answer' ? answer.response.status : null;
+    const outcome = classify(answer, batch.length);
+    if (outcome.tag === 'delivered') {
+      await this.mark(batch, 'delivered', status, null);
+      return outcome;
+    }
+    if (status === 413 && !single) {
+      // Too large for the peer: send the first half now; the rest stays at the head of the queue.
+      return this.send(batch.slice(0, Math.ceil(batch.length / 2)), signal, timeoutMs);
+    }
+    if (status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status)) {
+      if (!single) return this.oneByOne(batch, signal, timeoutMs);
+      await this.deadLetterAlone(batch[0]!, peer, status);
+      return { tag: 'delivered', count: 1 };
+    }
+    const error = outcome.tag === 'retryable' || outcome.tag === 'rejected' || outcome.tag === 'rate-limited' ? (outcome.error ?? `HTTP ${status}`) : null;
+    await this.mark(batch, 'pending', status, error);
+    if (outcome.tag !== 'rejected') this.retrying = batch.map((r) => r.id);
+    return outcome;
+  }
+
+  private async oneByOne(batch: Row[], signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
+    let count = 0;
+    for (const row of batch) {
+      const outcome = await this.send([row], signal, timeoutMs);
+      if (outcome.tag !== 'delivered') return count > 0 ? { tag: 'delivered', count } : outcome;
+      count += outcome.count;
+    }
+    return { tag: 'delivered', count };
+  }
+
+  private async post(body: string, messageId: string, contentType: string, signal: AbortSignal, timeoutMs: number): Promise<Answer> {
+    const peer = this.deps.peer();
+    const timestamp = Math.floor(Date.now() / 1000);
+    const headers = {
+      'content-type': contentType,
+      'webhook-id': messageId,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signStandard(this.deps.signingKeys(), messageId, timestamp, body),
+      'kite-peer': this.deps.selfInstanceId,
+    };
+    try {
+      const response = await this.deps.http().post(`/hooks/${encodeURIComponent(peer.remoteTeam)}/kite`, headers, body, AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]), timeoutMs);
+      return { kind: 'answer', response };
+    } catch (err) {
+      return { kind: 'error', message: describe(err) };
+    }
+  }
+
+  private async nextRows(limit: number): Promise<Row[]> {
+    const result = await this.deps.pool.query<Row>(
+      `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
+         FROM federation_deliveries d JOIN events e ON e.team_id = d.team_id AND e.seq = d.event_seq
+        WHERE d.peer_id = $1 AND d.status = 'pending'
+        ORDER BY d.event_seq LIMIT $2`,
+      [this.deps.peer().id, limit],
+    );
+    return result.rows;
+  }
+
+  private async rowsById(ids: number[]): Promise<Row[]> {
+    const result = await this.deps.pool.query<Row>(
+      `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
+         FROM federation_deliveries d JOIN events e ON e.team_id = d.team_id AND e.seq = d.event_seq
+        WHERE d.id = ANY ($1::bigint[]) AND d.status = 'pending'
+        ORDER BY d.event_seq`,
+      [ids],
+    );
+    // Only an unchanged batch is a retry of the same request; otherwise start from the queue's head.
+    return result.rows.length === ids.length ? result.rows : [];
+  }
+
+  private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null): Promise<void> {
+    await this.deps.pool.query(
+      `UPDATE federation_deliveries
+          SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4,
+              delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
+        WHERE id = ANY ($1::bigint[]) AND status = 'pending'`,
+      [batch.map((r) => r.id), status, statusCode, error],
+    );
+  }
+
+  private async deadLetterAlone(row: Row, peer: DeliveryPeer, statusCode: number): Promise<void> {
+    await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`);
+    await this.deps.appendInternal(peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
+      peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
+      reason: 'rejected', statusCode, attempts: row.attempts + 1,
+    }));
+  }
+}
+
+/** Contract §5 "Outcomes the sender acts on". */
+export function classify(answer: Answer, count: number): DeliveryOutcome {
+  if (answer.kind === 'error') return { tag: 'retryable', error: answer.message };
+  const { status, retryAfter } = answer.response;
+  if (status >= 200 && status < 300) return { tag: 'delivered', count };
+  if (status === 429) return { tag: 'rate-limited', retryAfterMs: parseRetryAfter(retryAfter), error: 'HTTP 429' };
+  if (status === 401 || status === 403 || status === 404) return { tag: 'rejected', statusCode: status, error: `HTTP ${status}: the peer rejects our requests` };
+  return { tag: 'retryable', statusCode: status, error: `HTTP ${status}` };
+}
+
+/** Retry-After in whole seconds or an HTTP date; 1 s when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined): number {
+  if (value === undefined) return 1000;
+  if (/^\d+$/.test(value.trim())) return Math.max(0, Number(value.trim()) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? 1000 : Math.max(0, date - Date.now());
+}
+
+function describe(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  return [e.code, e.message].filter(Boolean).join(': ') || String(err);
+}

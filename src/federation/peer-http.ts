@@ -1,0 +1,49 @@
+/**
+ * One keep-alive HTTPS connection pool per peer (undici), so a slow peer only ever holds its own
+ * connections. TLS only (the peers API refuses http://), trusting the system CAs plus
+ * KITE_FEDERATION_CA_FILE; redirects are never followed (undici's request does not follow them).
+ */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { Pool } from 'undici';
+
+export interface PeerResponse {
+  readonly status: number;
+  readonly retryAfter: string | undefined;
+}
+
+export class PeerHttp {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+
+  constructor(url: string, caFile: string | undefined) {
+    const parsed = new URL(url);
+    this.basePath = parsed.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(parsed.origin, {
+      connections: 4,
+      keepAliveTimeout: 30_000,
+      connect: { ca: caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined, rejectUnauthorized: true },
+    });
+  }
+
+  /** POSTs and reads the answer; throws on connection errors, timeouts and aborts. */
+  async post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal, timeoutMs: number): Promise<PeerResponse> {
+    const response = await this.pool.request({
+      method: 'POST',
+      path: this.basePath + path,
+      headers,
+      body,
+      signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    // Always read the answer to the end, or the connection cannot be reused.
+    await response.body.text();
+    const retryAfter = response.headers['retry-after'];
+    return { status: response.statusCode, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => {});
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * `POST /hooks/{team}/kite` (contract §5 "Receiving"): events forwarded by a peer instance.
+ *
+ * In order: the sender must be a live peer of the team named by `kite-peer`, and the Standard
+ * Webhooks signature must verify with one of its inbound keys (401 `invalid_signature` otherwise,
+ * the same answer for an unknown team, an unknown peer or a wrong key, so a caller learns nothing);
+ * then its inbound rate limit (429 with Retry-After); then the body (400/413 as for ingest). Events
+ * keep their `kitefed*` provenance. An event whose chain already holds this instance's ID has been
+ * here before: it is answered as accepted (`seq` null) and not stored, which ends cycles. The rest
+ * go through group commit like any webhook (dedup by (team, source, id), then the forwarding rule
+ * inside the append's transaction), and the answer waits for the commit.
+ */
+import type { AppContext } from '../app-context.js';
+import { coerceError, KiteError } from '../errors.js';
+import { json, type KiteRequest, type KiteResponse, type Route } from '../http/types.js';
+import { withDeadline } from '../ingest/ingest-route.js';
+import { parseCloudEvents } from '../providers/cloudevents.js';
+import { verifyStandardSignature } from '../providers/standard-signature.js';
+import type { NormalizedEvent } from '../providers/types.js';
+import { TEAM_SLUG } from '../teams/team-directory.js';
+import { InboundRateLimiter } from './inbound-rate-limit.js';
+import { generatePeerKey } from './peer-keys.js';
+import { inboundKeys, type PeerRecord, type PeerStore } from './peer-store.js';
+
+export const PEER_HEADER = 'kite-peer';
+
+// Verified against when the sender is unknown, so a wrong peer costs the same HMAC as a wrong key.
+const NO_SUCH_PEER_KEY = generatePeerKey();
+
+const INSTANCE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function receiveRoutes(ctx: AppContext, peers: PeerStore, limiter = new InboundRateLimiter()): Route[] {
+  peers.onPeerChanged((change) => {
+    if (change.kind === 'deleted') limiter.forget(change.peerId);
+  });
+  return [{ method: 'post', pattern: '/hooks/:team/kite', handler: (request) => receiveFromPeer(ctx, peers, limiter, request) }];
+}
+
+async function receiveFromPeer(ctx: AppContext, peers: PeerStore, limiter: InboundRateLimiter, request: KiteRequest): Promise<KiteResponse> {
+  const team = request.params['team'] ?? '';
+  const started = performance.now();
+  let outcome = 'stored';
+  // Only a verified sender's team becomes a metric label, so made-up URLs cannot grow the metric.
+  let verified = false;
+  try {
+    const answer = await withDeadline(receive(ctx, peers, limiter, request, team, () => (verified = true)));
+    outcome = answer.outcome;
+    return answer.response;
+  } catch (err) {
+    const error = coerceError(err);
+    outcome = error.code;
+    throw error;
+  } finally {
+    const labels = { team: verified ? team : '-', source: verified ? 'kite' : '-', outcome };
+    ctx.metrics.ingestTotal.inc(labels);
+    ctx.metrics.ingestSeconds.observe(labels, (performance.now() - started) / 1000);
+  }
+}
+
+async function receive(
+  ctx: AppContext, peers: PeerStore, limiter: InboundRateLimiter, request: KiteRequest, team: string, onVerified: () => void,
+): Promise<{ response: KiteResponse; outcome: string }> {
+  const { teamId, peer } = await verifiedPeer(ctx, peers, request, team);
+  onVerified();
+  limiter.admit(peer.id, peer.inboundRateLimit);
+  let events: NormalizedEvent[];
+  let visited: boolean[];
+  try {
+    events = parseCloudEvents(request, { stripKiteExtensions: false }).events;
+    visited = events.map((event) => checkProvenance(event, ctx.config.instanceId));
+  } catch (err) {
+    // A refused body still costs a token, so a peer cannot flood us with garbage for free.
+    limiter.take(peer.id, peer.inboundRateLimit, 1);
+    throw err;
+  }
+  limiter.take(peer.id, peer.inboundRateLimit, events.length);
+  const kept = events.filter((_, i) => !visited[i]);
+  const results = await ctx.appender.appendMany(kept.map((event) => ({ teamId, event })));
+  let next = 0;
+  const items = events.map((event, i) => {
+    if (visited[i]) return { id: event.id, seq: null, duplicate: false };
+    const result = results[next++]!;
+    return { id: event.id, seq: result.seq, duplicate: result.duplicate };
+  });
+  ctx.logger.debug({ team, peer: peer.id, instanceId: peer.instanceId, events: events.length, stored: kept.length }, 'federated events received');
+  const outcome = results.length > 0 && results.every((r) => r.duplicate) ? 'duplicate' : events.length === 0 ? 'probe' : 'stored';
+  return { response: json(200, { items }), outcome };
+}
+
+async function verifiedPeer(ctx: AppContext, peers: PeerStore, request: KiteRequest, team: string): Promise<{ teamId: number; peer: PeerRecord }> {
+  const instanceId = request.headers[PEER_HEADER] ?? '';
+  const teamId = TEAM_SLUG.test(team) ? await ctx.teams.find(team) : undefined;
+  const peer = teamId !== undefined && INSTANCE_ID.test(instanceId) ? await peers.findLivePeerByInstance(teamId, instanceId) : undefined;
+  const keys = peer ? inboundKeys(peer, request.receivedAt) : [NO_SUCH_PEER_KEY];
+  verifyStandardSignature(request.headers, request.body, keys, request.receivedAt.getTime() / 1000);
+  if (!peer || teamId === undefined) throw new KiteError('invalid_signature');
+  return { teamId, peer };
+}
+
+/**
+ * Checks the provenance attributes, which must be what Kite sends (contract §5) since the
+ * forwarding rule relies on them to stop cycles: `kitefedorigin` an instance ID, `kitefedchain` a
+ * string holding a JSON array of instance IDs, `kitefedhops` a whole number ≥ 0. Returns true when
+ * this instance is already in the chain: the event has been stored here before.
+ */
+function checkProvenance(event: NormalizedEvent, selfInstanceId: string): boolean {
+  // Cheap test first: the parse is only paid by events that carry provenance.
+  if (!event.json.includes('"kitefed')) return false;
+  const attributes = JSON.parse(event.json) as Record<string, unknown>;
+  const refuse = (message: string) => new KiteError('invalid_body', `Event ${JSON.stringify(event.id)}: ${message}`);
+  const origin = attributes['kitefedorigin'];
+  if (origin !== undefined && (typeof origin !== 'string' || !INSTANCE_ID.test(origin))) throw refuse('kitefedorigin must be an instance ID.');
+  const hops = attributes['kitefedhops'];
+  const wholeHops = (typeof hops === 'number' && Number.isSafeInteger(hops) && hops >= 0) || (typeof hops === 'string' && /^\d{1,9}$/.test(hops));
+  if (hops !== undefined && !wholeHops) throw refuse('kitefedhops must be a whole number ≥ 0.');
+  const rawChain = attributes['kitefedchain'];
+  if (rawChain === undefined) return false;
+  const chain = chainOf(rawChain);
+  if (chain === undefined) throw refuse('kitefedchain must be a string holding a JSON array of instance IDs.');
+  return chain.includes(selfInstanceId);
+}
+
+function chainOf(value: unknown): string[] | undefined {
+  if (typeof value !== 'string') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || !parsed.every((id): id is string => typeof id === 'string' && INSTANCE_ID.test(id))) return undefined;
+  return parsed;
+}
