@@ -29,14 +29,26 @@ export const CLIENT_ENV = [
   ['KITE_DATA_DIR', 'without a token, read <dir>/admin-token (default ./.kite)'],
 ] as const;
 
-/** Resolve URL and token for a client command; flags win over the environment. */
-export async function resolveClient(p: Parsed): Promise<Client> {
+/**
+ * `peers add` needs `--url` for the peer's own URL, so there the Kite to talk to is `--kite-url`:
+ * same meaning as `--url` elsewhere, another name.
+ */
+export const KITE_URL_FLAG = {
+  'kite-url': { ...CLIENT_FLAGS.url, description: 'Kite base URL to send the request to (default: KITE_URL, KITE_PUBLIC_URL, http://127.0.0.1:8787)' },
+  token: CLIENT_FLAGS.token,
+} as const satisfies Record<string, FlagSpec>;
+
+/**
+ * Resolve URL and token for a client command; flags win over the environment. `urlFlag` names
+ * the flag that holds Kite's base URL (`url`, or `kite-url` where `--url` means something else).
+ */
+export async function resolveClient(p: Parsed, urlFlag: 'url' | 'kite-url' = 'url'): Promise<Client> {
   // Loaded on use: zod is the slowest import, and `kite --help` should not pay for it.
   const { loadClientConfig } = await import('../config.js');
   const config = loadClientConfig();
-  const flagUrl = stringFlag(p, 'url');
+  const flagUrl = stringFlag(p, urlFlag);
   if (flagUrl !== undefined && !/^https?:\/\/[^/]/.test(flagUrl)) {
-    throw new UsageError(`--url must be an http:// or https:// URL (got '${flagUrl}')`, p.spec.command);
+    throw new UsageError(`--${urlFlag} must be an http:// or https:// URL (got '${flagUrl}')`, p.spec.command);
   }
   const url = (flagUrl ?? config.url).replace(/\/+$/, '');
   const token = stringFlag(p, 'token') ?? config.token ?? (await readAdminTokenFile(config.dataDir));

@@ -8,6 +8,8 @@ import type { CommandSpec, Parsed } from './args.js';
 export interface Command {
   readonly spec: CommandSpec;
   run(parsed: Parsed): Promise<number>;
+  /** Text appended to the generated help page, for help that is only known at run time (bench). */
+  moreHelp?(): Promise<string>;
 }
 
 /** `kite keys create|list|revoke`: a noun with verbs. */

@@ -6,32 +6,16 @@
  */
 import { UsageError, formatHelp, parseCommand, table, wantsHelp } from './args.js';
 import { isGroup, type Command, type CommandGroup, type Entry } from './command.js';
+import { bench } from './commands/bench.js';
 import { keys } from './commands/keys.js';
 import { listen } from './commands/listen.js';
 import { migrate } from './commands/migrate.js';
+import { peers } from './commands/peers.js';
 import { publish } from './commands/publish.js';
 import { serve } from './commands/serve.js';
 import { sources } from './commands/sources.js';
 import { teams } from './commands/teams.js';
 import { VERSION } from '../version.js';
-
-/** A command another issue will fill in; listed in the help so users know it is coming. */
-function notYetAvailable(name: string, summary: string): Command {
-  return {
-    spec: {
-      command: name,
-      summary: `${summary} (not yet available in this build)`,
-      usage: `kite ${name} …`,
-      details: [`'kite ${name}' is planned but not part of this build yet; running it exits with code 2.`],
-      flags: {},
-      examples: [`kite ${name} --help`],
-      passthrough: true,
-    },
-    async run() {
-      throw new UsageError(`'kite ${name}' is not yet available in this build`, name);
-    },
-  };
-}
 
 const COMMANDS: Readonly<Record<string, Entry>> = {
   serve,
@@ -41,21 +25,27 @@ const COMMANDS: Readonly<Record<string, Entry>> = {
   sources,
   listen,
   publish,
-  // ── Reserved for upcoming issues ─────────────────────────────────────────────────────────
-  // `peers` (add|list|show|rm|redrive, contract §6) and `bench`: replace these placeholders
-  // with a CommandGroup / Command from src/cli/commands/peers.ts and bench.ts.
-  peers: notYetAvailable('peers', 'manage federation peers: add, list, show, rm, redrive'),
-  bench: notYetAvailable('bench', 'run the benchmarks'),
+  peers,
+  bench,
 };
+
+/** `keys create|list|revoke`; a long list is cut (`peers add|list|show|…`) to keep the table narrow. */
+function subcommandList(group: CommandGroup): string {
+  const names = Object.keys(group.subcommands);
+  let shown = names.join('|');
+  for (let n = names.length - 1; shown.length > 24 && n > 1; n--) shown = `${names.slice(0, n).join('|')}|…`;
+  return shown;
+}
 
 function topHelp(): string {
   const rows = Object.entries(COMMANDS).map(([name, entry]): [string, string] =>
     isGroup(entry)
-      ? [`${name} ${Object.keys(entry.subcommands).join('|')}`, entry.summary]
+      ? [`${name} ${subcommandList(entry)}`, entry.summary]
       : [name, entry.spec.summary],
   );
   return [
-    'kite — webhooks in, CloudEvents out: signed ingest, durable events on Postgres, live listeners.',
+    'kite — webhooks in, CloudEvents out: signed ingest, durable events on Postgres, live listeners,',
+    'and federation between Kite instances.',
     '',
     'Usage:',
     '  kite <command> [flags]',
@@ -120,11 +110,16 @@ function dispatch(argv: readonly string[]): { help: string } | { command: Comman
 }
 
 /** `kite help keys create` is `kite keys create --help`. */
-function dispatchHelp(words: readonly string[]): { help: string } {
+function dispatchHelp(words: readonly string[]): ReturnType<typeof dispatch> {
   if (words.length === 0) return { help: topHelp() };
   const resolved = dispatch([...words, '--help']);
   if ('help' in resolved) return resolved;
-  return { help: formatHelp(resolved.command.spec) };
+  return { command: resolved.command, args: ['--help'] };
+}
+
+/** A command's help page: generated from its spec, plus what it adds at run time (bench). */
+async function commandHelp(command: Command): Promise<string> {
+  return formatHelp(command.spec) + (command.moreHelp ? await command.moreHelp() : '');
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -135,7 +130,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const parsed = parseCommand(resolved.args, resolved.command.spec);
   if (parsed === 'help') {
-    process.stdout.write(formatHelp(resolved.command.spec));
+    process.stdout.write(await commandHelp(resolved.command));
     return 0;
   }
   return resolved.command.run(parsed);
