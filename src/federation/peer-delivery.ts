@@ -88,7 +88,9 @@ export class PeerDelivery {
     }
     if (status === 413 && !single) {
       // Too large for the peer: send the first half now; the rest stays at the head of the queue.
-      return this.send(batch.slice(0, Math.ceil(batch.length / 2)), signal, timeoutMs);
+      const half = batch.slice(0, Math.ceil(batch.length / 2));
+      const wait = this.tokensFor(half.length);
+      return wait ?? this.send(half, signal, timeoutMs);
     }
     if (status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status)) {
       if (!single) return this.oneByOne(batch, signal, timeoutMs);
@@ -104,11 +106,20 @@ export class PeerDelivery {
   private async oneByOne(batch: Row[], signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     let count = 0;
     for (const row of batch) {
+      // Re-sends are sends: they wait for tokens like any other (the rest stays pending).
+      const wait = this.tokensFor(1);
+      if (wait) return count > 0 ? { tag: 'delivered', count } : wait;
       const outcome = await this.send([row], signal, timeoutMs);
       if (outcome.tag !== 'delivered') return count > 0 ? { tag: 'delivered', count } : outcome;
       count += outcome.count;
     }
     return { tag: 'delivered', count };
+  }
+
+  /** A rate-limited outcome when the bucket lacks `count` tokens, else undefined. */
+  private tokensFor(count: number): DeliveryOutcome | undefined {
+    if (this.deps.bucket.available() >= count) return undefined;
+    return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(count)) };
   }
 
   private async post(body: string, messageId: string, contentType: string, signal: AbortSignal, timeoutMs: number): Promise<Answer> {
@@ -191,6 +202,6 @@ export function parseRetryAfter(value: string | undefined): number {
 
 function describe(err: unknown): string {
   const e = err as { name?: string; code?: string; message?: string };
-  if (e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (e.name === 'TimeoutError' || e.code === 'UND_ERR_CONNECT_TIMEOUT' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
   return [e.code, e.message].filter(Boolean).join(': ') || String(err);
 }

@@ -16,13 +16,19 @@ export class PeerHttp {
   private readonly pool: Pool;
   private readonly basePath: string;
 
-  constructor(url: string, caFile: string | undefined) {
+  constructor(
+    readonly url: string,
+    readonly timeoutMs: number,
+    caFile: string | undefined,
+  ) {
     const parsed = new URL(url);
     this.basePath = parsed.pathname.replace(/\/+$/, '');
     this.pool = new Pool(parsed.origin, {
       connections: 4,
       keepAliveTimeout: 30_000,
-      connect: { ca: caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined, rejectUnauthorized: true },
+      // undici ignores the abort signal until a connection exists: the connect (TCP and TLS
+      // handshake) needs the request's timeout of its own.
+      connect: { ca: caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined, rejectUnauthorized: true, timeout: timeoutMs },
     });
   }
 

@@ -13,7 +13,7 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
 import { peerMachine } from '../../machines/peer.js';
 import type { DeliverInput, PeerState, PeerStateChange, ProbeInput, RetryPolicy } from '../../machines/peer-types.js';
-import type { Pool } from '../db/pool.js';
+import { inTransaction, type Pool } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { peerStateChangedEvent } from './internal-events.js';
@@ -92,9 +92,9 @@ export class PeerSupervisor {
     const before = current.peer;
     current.peer = peer;
     current.bucket.reconfigure(peer.rateLimit.perSecond, peer.rateLimit.burst);
-    if (before.url !== peer.url) {
+    if (before.url !== peer.url || before.retry.timeoutMs !== peer.retry.timeoutMs) {
       void current.http.close();
-      current.http = new PeerHttp(peer.url, this.deps.federationCaFile);
+      current.http = new PeerHttp(peer.url, peer.retry.timeoutMs, this.deps.federationCaFile);
     }
     current.actor.send({ type: 'CONFIG_UPDATED', retry: peer.retry });
     if (what.redrive) current.actor.send({ type: 'REDRIVE' });
@@ -162,17 +162,32 @@ export class PeerSupervisor {
           log.info({ from: change.from, to: change.to, reason: change.reason, lastError: change.lastError }, 'peer state changed');
           chained(() => this.persistState(running.peer, change));
         },
-        holdPending: () => chained(() => this.deps.pool.query("UPDATE federation_deliveries SET status = 'dead_lettered' WHERE peer_id = $1 AND status = 'pending'", [running.peer.id])),
-        releaseHeld: () => chained(() => this.deps.pool.query("UPDATE federation_deliveries SET status = 'pending' WHERE peer_id = $1 AND status = 'dead_lettered'", [running.peer.id])),
+        holdPending: () => chained(() => this.switchHolding(running.peer, 'dead-lettered')),
+        releaseHeld: () => chained(() => this.switchHolding(running.peer, 'healthy')),
       },
     });
     const actor = createActor(machine, {
       input: { peerId: initial.id, retry: initial.retry, initialState: initial.state, attempts: initial.attempts },
     });
-    running = { peer: initial, actor, http: new PeerHttp(initial.url, this.deps.federationCaFile), bucket, writes: Promise.resolve() };
+    running = { peer: initial, actor, http: new PeerHttp(initial.url, initial.retry.timeoutMs, this.deps.federationCaFile), bucket, writes: Promise.resolve() };
     actor.subscribe({ error: (err) => log.error({ err }, 'peer actor failed') });
     this.running.set(initial.id, running);
     actor.start();
+  }
+
+  /**
+   * Holds (or releases) the peer's deliveries and records its state in one transaction under the
+   * team's row lock — the lock every append takes before the outbox reads the peer's state. So an
+   * append commits either before (and its rows are held or released here) or after (and it sees
+   * the new state), never in between, which would leave rows held by a healthy peer.
+   */
+  private async switchHolding(peer: SupervisedPeer, to: 'dead-lettered' | 'healthy'): Promise<void> {
+    await inTransaction(this.deps.pool, async (client) => {
+      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
+      const [from, into] = to === 'dead-lettered' ? ['pending', 'dead_lettered'] : ['dead_lettered', 'pending'];
+      await client.query('UPDATE federation_deliveries SET status = $3 WHERE peer_id = $1 AND status = $2', [peer.id, from, into]);
+      await client.query('UPDATE peers SET state = $2 WHERE id = $1', [peer.id, to]);
+    });
   }
 
   private async persistState(peer: SupervisedPeer, change: PeerStateChange): Promise<void> {
