@@ -20,6 +20,7 @@ import { createPool } from './db/pool.js';
 import { PostgresEventReader } from './events/event-reader.js';
 import { eventRoutes } from './events/event-routes.js';
 import { createFederation } from './federation/federation.js';
+import { federationSource } from './federation/internal-events.js';
 import { PeerStore } from './federation/peer-store.js';
 import { peerRoutes } from './federation/peer-routes.js';
 import { receiveRoutes } from './federation/receive-route.js';
@@ -73,12 +74,9 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       onError: (err, teamId) => logger.warn({ err: (err as Error).message, teamId }, 'broadcast read failed; will retry'),
     });
     const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'));
-    // The appender and federation need each other: federation's outbox runs in the appender's
-    // transactions, and peer actors append internal events through it.
-    let appender: EventAppender;
-    const federation = createFederation({ config, pool, logger, peers, appendInternal: (teamId, event) => appender.append({ teamId, event }) });
-    appender = new EventAppender(pool, {
-      inTransaction: federation.outbox,
+    const appender = new EventAppender(pool, {
+      selfInstanceId: config.instanceId,
+      federationSource: federationSource(config.publicUrl),
       onCommitted: (events) => {
         metrics.eventsStoredTotal.inc(events.length);
         hub.committed(events);
@@ -88,6 +86,8 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
         metrics.groupCommitSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
       },
     });
+    // Peer actors append their internal events (state changes, rejections) like any other event.
+    const federation = createFederation({ config, pool, logger, peers, appendInternal: (teamId, event) => appender.append({ teamId, event }) });
     const teams = new TeamDirectory(pool);
     const sources = new SourceRegistry(pool);
     const notifications = new NotificationListener(database.url, logger);

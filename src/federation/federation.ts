@@ -1,15 +1,14 @@
 /**
- * Federation on one node, assembled: the outbox hook for the appending transaction, the
- * supervisor of peer actors, and how peer changes and wake-ups reach them (this node's API at
- * once; other nodes' through `kite_config` "peer:<team>:<peer>" and `kite_federation`
- * "<peer id>,…" notifications, both idempotent re-reads).
+ * Federation on one node, assembled: the supervisor of peer actors, and how peer changes and
+ * wake-ups reach them (this node's API at once; every node's through `kite_config`
+ * "peer:<team>:<peer>" and `kite_federation` "<peer id>,…" notifications, both idempotent).
+ * The outbox itself is written by the append function (migration 0003), in the transaction that
+ * stores the events, and its `kite_federation` notification wakes the actors — on this node too.
  */
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
-import type { TransactionHook } from '../ingest/event-appender.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
-import { federationOutbox } from './outbox.js';
 import type { PeerStore } from './peer-store.js';
 import { PeerSupervisor } from './peer-supervisor.js';
 import { supervisedPeers } from './supervised-peers.js';
@@ -23,10 +22,9 @@ export interface FederationDeps {
 }
 
 export interface Federation {
-  readonly outbox: TransactionHook;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** A `kite_federation` notification: these peers have new deliveries. */
+  /** A `kite_federation` notification: these peers have new deliveries ('*': maybe any). */
   wake(peerIds: readonly string[]): void;
   /** A `kite_config` "peer:…" notification or a local change. */
   peerChanged(peerId: string, redrive?: boolean): void;
@@ -48,7 +46,6 @@ export function createFederation(deps: FederationDeps): Federation {
     supervisor.changed(peerId, { redrive }).catch((err: unknown) => log.warn({ err: (err as Error).message, peer: peerId }, 'could not apply a peer change; the next one retries'));
   };
   return {
-    outbox: federationOutbox({ publicUrl: deps.config.publicUrl, onQueued: (ids) => supervisor.wake(ids) }),
     async start() {
       unsubscribe = deps.peers.onPeerChanged((change) => peerChanged(change.peerId, change.kind === 'redriven'));
       await supervisor.start();

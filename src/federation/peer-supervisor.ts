@@ -74,7 +74,8 @@ export class PeerSupervisor {
 
   /** New deliveries were queued for these peers. */
   wake(peerIds: readonly string[]): void {
-    for (const id of peerIds) this.running.get(id)?.actor.send({ type: 'WORK_AVAILABLE' });
+    const ids = peerIds.includes('*') ? [...this.running.keys()] : peerIds;
+    for (const id of ids) this.running.get(id)?.actor.send({ type: 'WORK_AVAILABLE' });
   }
 
   /** A peer was created, changed, redriven or deleted (here or on another node). */

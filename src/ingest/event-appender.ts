@@ -8,11 +8,10 @@
  * batch. A caller's promise settles only after its batch committed (or failed: then every caller
  * of that batch gets the error, and nothing of the batch is stored, as it was one transaction).
  *
- * `inTransaction` hooks run inside the batch's transaction after the events are stored (the
- * federation outbox writes its deliveries there), so an event and what it implies commit or roll
- * back together; the internal events a hook returns are appended in the same transaction.
+ * The append function (migration 0003) also writes the federation outbox and the hop-limit
+ * events in the same statement, so one batch is one round trip and one transaction.
  */
-import { checkOut, isBrokenConnection, type Pool, type PoolClient } from '../db/pool.js';
+import type { Pool } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 
 export interface AppendRequest {
@@ -39,23 +38,10 @@ interface Pending {
   reject(err: unknown): void;
 }
 
-export interface StoredInBatch {
-  readonly teamId: number;
-  readonly seq: number;
-  readonly event: NormalizedEvent;
-}
-
-export interface TransactionHookResult {
-  /** Internal events to append in the same transaction (never passed to hooks again). */
-  readonly internal?: readonly AppendRequest[];
-  /** Runs after the commit (e.g. waking the peers that got deliveries). */
-  readonly afterCommit?: () => void;
-}
-
-export type TransactionHook = (client: PoolClient, stored: readonly StoredInBatch[]) => Promise<TransactionHookResult | undefined>;
-
 export interface EventAppenderOptions {
-  readonly inTransaction?: TransactionHook;
+  /** This instance's ID and the source of its internal events, for the forwarding rule. */
+  readonly selfInstanceId: string;
+  readonly federationSource: string;
   readonly maxBatch?: number;
   readonly maxInFlight?: number;
   /** Sees every newly stored (non-duplicate) event, in seq order per team, right after commit. */
@@ -64,7 +50,7 @@ export interface EventAppenderOptions {
 }
 
 const APPEND_SQL = `SELECT ord, seq, duplicate
-  FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json[])`;
+  FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json[], $7, $8)`;
 
 export class EventAppender {
   private queue: Pending[] = [];
@@ -75,10 +61,10 @@ export class EventAppender {
 
   constructor(
     private readonly pool: Pool,
-    private readonly options: EventAppenderOptions = {},
+    private readonly options: EventAppenderOptions,
   ) {
     this.maxBatch = options.maxBatch ?? 1000;
-    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxInFlight = options.maxInFlight ?? 4;
   }
 
   append(request: AppendRequest): Promise<AppendResult> {
@@ -121,50 +107,49 @@ export class EventAppender {
 
   private async flush(batch: Pending[]): Promise<void> {
     const started = performance.now();
-    const held = await checkOut(this.pool).catch((err: unknown) => {
-      for (const pending of batch) pending.reject(err);
-      return undefined;
-    });
-    if (!held) {
-      this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
-      return;
-    }
-    const { client, release } = held;
     let rows: AppendRow[];
-    let fresh: CommittedEvent[];
-    let afterCommit: (() => void) | undefined;
     try {
-      await client.query('BEGIN');
-      rows = await append(client, batch.map((p) => p.request));
-      const stored: StoredInBatch[] = [];
-      for (const row of rows) if (!row.duplicate) stored.push({ ...batch[row.ord - 1]!.request, seq: row.seq });
-      const committedAt = Date.now();
-      fresh = stored.map(({ teamId, seq, event }) => ({ teamId, seq, type: event.type, json: event.json, committedAt }));
-      const hooked = stored.length > 0 && this.options.inTransaction ? await this.options.inTransaction(client, stored) : undefined;
-      if (hooked?.internal && hooked.internal.length > 0) {
-        const internalRows = await append(client, hooked.internal);
-        for (const row of internalRows) {
-          const { teamId, event } = hooked.internal[row.ord - 1]!;
-          if (!row.duplicate) fresh.push({ teamId, seq: row.seq, type: event.type, json: event.json, committedAt });
-        }
-      }
-      afterCommit = hooked?.afterCommit;
-      await client.query('COMMIT');
+      rows = await this.write(batch.map((p) => p.request));
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      release(isBrokenConnection(err) ? (err as Error) : undefined);
       this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
       for (const pending of batch) pending.reject(err);
       return;
     }
-    release();
+    const committedAt = Date.now();
     this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, true);
-    for (const row of rows) batch[row.ord - 1]!.resolve({ seq: row.seq, duplicate: row.duplicate });
-    afterCommit?.();
+    const fresh: CommittedEvent[] = [];
+    for (const row of rows) {
+      const pending = batch[row.ord - 1]!;
+      pending.resolve({ seq: row.seq, duplicate: row.duplicate });
+      if (!row.duplicate) {
+        const { teamId, event } = pending.request;
+        fresh.push({ teamId, seq: row.seq, type: event.type, json: event.json, committedAt });
+      }
+    }
     if (fresh.length > 0 && this.options.onCommitted) {
       fresh.sort((a, b) => a.teamId - b.teamId || a.seq - b.seq);
       this.options.onCommitted(fresh);
     }
+  }
+
+  private async write(requests: readonly AppendRequest[]): Promise<AppendRow[]> {
+    const teams: number[] = [];
+    const sources: string[] = [];
+    const ids: string[] = [];
+    const types: string[] = [];
+    const times: string[] = [];
+    const jsons: string[] = [];
+    for (const { teamId, event } of requests) {
+      teams.push(teamId);
+      sources.push(event.source);
+      ids.push(event.id);
+      types.push(event.type);
+      times.push(event.time);
+      jsons.push(event.json);
+    }
+    const { selfInstanceId, federationSource } = this.options;
+    const result = await this.pool.query<AppendRow>(APPEND_SQL, [teams, sources, ids, types, times, jsons, selfInstanceId, federationSource]);
+    return result.rows;
   }
 }
 
@@ -172,23 +157,4 @@ interface AppendRow {
   ord: number;
   seq: number;
   duplicate: boolean;
-}
-
-async function append(client: PoolClient, requests: readonly AppendRequest[]): Promise<AppendRow[]> {
-  const teams: number[] = [];
-  const sources: string[] = [];
-  const ids: string[] = [];
-  const types: string[] = [];
-  const times: string[] = [];
-  const jsons: string[] = [];
-  for (const { teamId, event } of requests) {
-    teams.push(teamId);
-    sources.push(event.source);
-    ids.push(event.id);
-    types.push(event.type);
-    times.push(event.time);
-    jsons.push(event.json);
-  }
-  const result = await client.query<AppendRow>(APPEND_SQL, [teams, sources, ids, types, times, jsons]);
-  return result.rows;
 }

@@ -80,7 +80,7 @@ export const bench: Command = {
     const file = runJs();
     if (!existsSync(file)) return staticHelp(`run 'npm run build' to build them and see their flags`);
     return new Promise<string>((resolve) => {
-      execFile(process.execPath, [file, '--help'], { timeout: 10_000, env: process.env }, (err, stdout) => {
+      execFile(process.execPath, [file, '--help'], { timeout: 10_000 }, (err, stdout) => {
         if (err || stdout.trim() === '') {
           resolve(staticHelp(`${path.relative(process.cwd(), file) || file} --help did not answer`));
           return;
