@@ -15,6 +15,10 @@ $$;
 
 ALTER TABLE peers ADD COLUMN scope_regex text GENERATED ALWAYS AS (kite_scopes_regex(scopes)) STORED;
 
+-- An event dead-lettered on its own (the peer refused it with a 4xx) stays held until a redrive;
+-- the deliveries held because the whole peer is dead-lettered are released by a 2xx probe too.
+ALTER TABLE federation_deliveries ADD COLUMN refused_alone boolean NOT NULL DEFAULT false;
+
 -- Finding the deliveries a batch created (for the wake-up notification).
 CREATE INDEX federation_deliveries_event ON federation_deliveries (team_id, event_seq);
 

@@ -60,6 +60,8 @@ export class PeerDelivery {
     const tokens = Math.floor(this.deps.bucket.available());
     if (tokens < 1) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(1)) };
     const rows = this.retrying ? await this.rowsById(this.retrying) : [];
+    // A re-sent batch is sent whole (same body, same webhook-id): it waits for all its tokens.
+    if (rows.length > tokens) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(rows.length)) };
     const batch = rows.length > 0 ? rows : await this.nextRows(Math.min(tokens, MAX_BATCH));
     this.retrying = undefined;
     if (batch.length === 0) return { tag: 'idle' };
@@ -175,6 +177,7 @@ export class PeerDelivery {
 
   private async deadLetterAlone(row: Row, peer: DeliveryPeer, statusCode: number): Promise<void> {
     await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`);
+    await this.deps.pool.query('UPDATE federation_deliveries SET refused_alone = true WHERE id = $1', [row.id]);
     await this.deps.appendInternal(peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
       peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
       reason: 'rejected', statusCode, attempts: row.attempts + 1,

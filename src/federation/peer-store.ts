@@ -306,7 +306,7 @@ export class PeerStore {
         `UPDATE peers SET state = 'healthy', attempts = 0 WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL`, [id, teamId]);
       if (peer.rowCount === 0) throw unknownPeer(id);
       const requeued = await client.query(
-        `UPDATE federation_deliveries SET status = 'pending' WHERE peer_id = $1 AND status = 'dead_lettered'`, [id]);
+        `UPDATE federation_deliveries SET status = 'pending', refused_alone = false WHERE peer_id = $1 AND status = 'dead_lettered'`, [id]);
       return requeued.rowCount ?? 0;
     });
   }

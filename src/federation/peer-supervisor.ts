@@ -33,8 +33,9 @@ export interface SupervisedPeer {
   readonly attempts: number;
   readonly retry: RetryPolicy;
   readonly rateLimit: { readonly perSecond: number; readonly burst: number };
-  /** The current outbound key: a change of it (a rotation) is worth a probe when dead-lettered. */
+  /** The current keys: a change of either (a rotation) is worth a probe when dead-lettered. */
   readonly outboundKey: string;
+  readonly inboundKey: string;
   /** Keys to sign with now: the current one, plus the previous one during a rotation's 24 hours. */
   signingKeys(): string[];
 }
@@ -99,7 +100,7 @@ export class PeerSupervisor {
     }
     current.actor.send({ type: 'CONFIG_UPDATED', retry: peer.retry });
     if (what.redrive) current.actor.send({ type: 'REDRIVE' });
-    else if (before.url !== peer.url || before.remoteTeam !== peer.remoteTeam || before.outboundKey !== peer.outboundKey) {
+    else if (before.url !== peer.url || before.remoteTeam !== peer.remoteTeam || before.outboundKey !== peer.outboundKey || before.inboundKey !== peer.inboundKey) {
       current.actor.send({ type: 'PROBE_NOW' });
     }
     current.actor.send({ type: 'WORK_AVAILABLE' });
@@ -186,7 +187,8 @@ export class PeerSupervisor {
     await inTransaction(this.deps.pool, async (client) => {
       await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
       const [from, into] = to === 'dead-lettered' ? ['pending', 'dead_lettered'] : ['dead_lettered', 'pending'];
-      await client.query('UPDATE federation_deliveries SET status = $3 WHERE peer_id = $1 AND status = $2', [peer.id, from, into]);
+      // Events the peer refused on their own stay held until a redrive (which releases them all).
+      await client.query('UPDATE federation_deliveries SET status = $3 WHERE peer_id = $1 AND status = $2 AND NOT refused_alone', [peer.id, from, into]);
       await client.query('UPDATE peers SET state = $2 WHERE id = $1', [peer.id, to]);
     });
   }

@@ -26,6 +26,7 @@ function toSupervised(record: PeerRecord): SupervisedPeer {
     retry: { ...record.retry },
     rateLimit: record.rateLimit,
     outboundKey: record.outboundKey,
+    inboundKey: record.inboundKey,
     signingKeys: () => outboundKeys(record, new Date()),
   };
 }
