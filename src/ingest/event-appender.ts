@@ -148,7 +148,12 @@ export class EventAppender {
       jsons.push(event.json);
     }
     const { selfInstanceId, federationSource } = this.options;
-    const result = await this.pool.query<AppendRow>(APPEND_SQL, [teams, sources, ids, types, times, jsons, selfInstanceId, federationSource]);
+    // A named statement is parsed once per connection instead of once per batch.
+    const result = await this.pool.query<AppendRow>({
+      name: 'kite_append_events',
+      text: APPEND_SQL,
+      values: [teams, sources, ids, types, times, jsons, selfInstanceId, federationSource],
+    });
     return result.rows;
   }
 }
