@@ -33,7 +33,7 @@ export const serve: Command = {
     details: [
       'Configuration comes from the environment only. On first start Kite generates an admin token,',
       'stores it in <KITE_DATA_DIR>/admin-token and prints it once with a sample curl.',
-      'SIGTERM or SIGINT shuts down gracefully (exit 0); a second signal exits at once (exit 1).',
+      'SIGTERM or SIGINT shuts down gracefully (exit 0); a second signal more than 2 s later exits at once (exit 1).',
     ],
     flags: {},
     env: SERVER_ENV,
@@ -46,6 +46,7 @@ export const serve: Command = {
     return new Promise<number>((resolve, reject) => {
       let running: RunningKite | undefined;
       let signalled = false;
+      let firstSignalAt = 0;
       const shutdown = (kite: RunningKite) => {
         kite.close().then(
           () => resolve(0),
@@ -53,8 +54,15 @@ export const serve: Command = {
         );
       };
       takeOverShutdownSignals(() => {
-        if (signalled) process.exit(1);
+        if (signalled) {
+          // Under `npm start`, one Ctrl-C reaches us twice (from the terminal and from npm): only a
+          // second signal well after the first means "stop now" (the embedded Postgres is then
+          // left running; the next start stops it).
+          if (Date.now() - firstSignalAt > 2000) process.exit(1);
+          return;
+        }
         signalled = true;
+        firstSignalAt = Date.now();
         if (running) shutdown(running);
       });
       startKite(config, { banner: true }).then(
