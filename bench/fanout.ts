@@ -7,7 +7,7 @@
 import { FLAGS_HELP, parseFlags, type BenchFlags } from './lib/flags.js';
 import { sleep } from './lib/http-load.js';
 import { createListenerKey, ADMIN_DATABASE_URL, setupStripeSource, startKite, STRIPE_SECRET } from './lib/kite.js';
-import { cpuSince, cpuSnapshot, describeMachine, machineFacts, postgresPids, waitForQuiet } from './lib/machine.js';
+import { cpuSince, cpuSnapshot, describeMachine, machineFacts, measureQuietly, postgresPids, waitForQuiet } from './lib/machine.js';
 import { runCleanups, startBaseline, type Child } from './lib/processes.js';
 import { Progress } from './lib/progress.js';
 import { Publisher } from './lib/publisher.js';
@@ -32,6 +32,8 @@ interface Stage {
   readonly expected: number;
   readonly missing: number;
   readonly listenersClosed: number;
+  /** Listeners closed by the server before their `ready` frame, and connected again. */
+  readonly connectRetries: number;
   readonly publishStatuses: Record<number, number>;
   /** CPU µs per delivery: server (+ its Postgres), listeners and publisher process. */
   readonly cpuUsPerDelivery: { server: number; postgres: number; client: number };
@@ -40,24 +42,45 @@ interface Stage {
 
 const progress = new Progress();
 
-async function connectAll(endpoint: Endpoint, count: number, stats: ListenerStats, sampleEvery: number): Promise<WsListener[]> {
+/**
+ * Connects `count` listeners, 50 at a time, each up to its `ready` frame. A listener that is
+ * closed before `ready` is tried again (twice at most; counted in `retries`); fails after 60 s.
+ */
+async function connectAll(endpoint: Endpoint, count: number, stats: ListenerStats, sampleEvery: number): Promise<{ listeners: WsListener[]; retries: number }> {
   const listeners: WsListener[] = [];
-  for (let i = 0; i < count; i += 50) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(50, count - i) }, (_, j) => WsListener.connect(endpoint.server.port, endpoint.listenPath, stats, sampleEvery, i + j)),
-    );
-    await Promise.all(batch.map((l) => l.ready));
-    listeners.push(...batch);
+  let retries = 0;
+  const connectOne = async (phase: number): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const listener = await WsListener.connect(endpoint.server.port, endpoint.listenPath, stats, sampleEvery, phase);
+        listeners.push(listener);
+        await listener.ready;
+        return;
+      } catch (err) {
+        if (attempt >= 2) throw err;
+        retries++;
+      }
+    }
+  };
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('listeners not ready after 60 s')), 60_000).unref());
+  try {
+    for (let i = 0; i < count; i += 50) {
+      await Promise.race([Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => connectOne(i + j))), timeout]);
+    }
+  } catch (err) {
+    for (const l of listeners) l.close();
+    throw new Error(`${endpoint.server.name}: ${(err as Error).message}; server output:\n${endpoint.server.output()}`);
   }
-  return listeners;
+  stats.closedUnexpectedly = 0; // those closed before `ready` were replaced
+  return { listeners: listeners.filter((l) => l.isOpen), retries };
 }
 
 async function stage(target: Target, endpoint: Endpoint, count: number, run: number, rate: number, flags: BenchFlags): Promise<Stage> {
   const label = `fanout ${target.padEnd(11)} ${String(count).padStart(4)} listeners (run ${run + 1}/${flags.repeat})`;
-  await waitForQuiet([endpoint.server.pid], 0.25, 30_000, (cores) => progress.update(label, 0, `waiting: other processes use ${cores.toFixed(2)} cores`));
+  await waitForQuiet([endpoint.server.pid], 0.25, 120_000, (cores) => progress.update(label, 0, `waiting: other processes use ${cores.toFixed(2)} cores`));
   const stats: ListenerStats = { frames: 0, latency: new Samples(), recording: false, closedUnexpectedly: 0 };
   const sampleEvery = Math.max(1, Math.floor((count * rate) / 20_000)); // ~20,000 latency samples/s
-  const listeners = await connectAll(endpoint, count, stats, sampleEvery);
+  const { listeners, retries } = await connectAll(endpoint, count, stats, sampleEvery);
   const publisher = new Publisher(endpoint.server.port, endpoint.hookPath, STRIPE_SECRET);
   await publisher.open();
   publisher.start(rate);
@@ -96,7 +119,7 @@ async function stage(target: Target, endpoint: Endpoint, count: number, run: num
     publishedPerSec: Math.round(published / seconds),
     deliveriesPerSec: Math.round(frames / seconds),
     p50Ms: latency.p50, p99Ms: latency.p99, samples: latency.count,
-    expected, missing, listenersClosed: closed,
+    expected, missing, listenersClosed: closed, connectRetries: retries,
     publishStatuses: { ...publisher.statuses },
     cpuUsPerDelivery: { server: perDelivery(used.server), postgres: perDelivery(used.postgres), client: perDelivery(used.client) },
     foreignCores: round(used.foreign / seconds, 2),
@@ -124,9 +147,12 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
         };
         for (const count of levels) {
           for (const target of ['uws-publish', 'ws-publish', 'kite'] as const) {
-            const s = await stage(target, endpoints[target], count, r, rate, flags);
+            const s = await measureQuietly(
+              () => stage(target, endpoints[target], count, r, rate, flags),
+              (busy) => progress.log(`  other processes used ${busy.foreignCores} cores during ${target} @ ${count}; measuring again`),
+            );
             stages.push(s);
-            const extra = [s.missing ? `${formatCount(s.missing)} missing` : '', s.listenersClosed ? `${s.listenersClosed} listeners closed` : '', s.foreignCores > 0.2 ? `other load ${s.foreignCores} cores` : '']
+            const extra = [s.missing ? `${formatCount(s.missing)} missing` : '', s.listenersClosed ? `${s.listenersClosed} listeners closed` : '', s.connectRetries ? `${s.connectRetries} closed before ready, reconnected` : '', s.foreignCores > 0.2 ? `other load ${s.foreignCores} cores` : '']
               .filter(Boolean).join(', ');
             progress.log(
               `  ${String(count).padStart(4)} listeners ${target.padEnd(11)} ${formatCount(s.deliveriesPerSec)} deliveries/s p50 ${s.p50Ms} p99 ${s.p99Ms} ms, ` +
@@ -146,7 +172,7 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
     scenario: 'fanout', at: new Date().toISOString(), machine, flags, rate,
     targets: { listeners: 1000, deliveriesPerSec: 500_000, p99Ms: 20, timesWs: 2 },
     levels: summary, stages,
-  }).file;
+  }, flags.profile).file;
   return { scenario: 'fanout', summary: summary.map((s) => s.line), file };
 }
 
@@ -155,7 +181,7 @@ function summarizeLevel(stages: readonly Stage[], count: number, rate: number, r
     const xs = stages.filter((s) => s.target === target && s.listeners === count);
     const m = (f: (s: Stage) => number) => median(xs.map(f));
     return {
-      deliveriesPerSec: m((s) => s.deliveriesPerSec), p50Ms: m((s) => s.p50Ms), p99Ms: m((s) => s.p99Ms),
+      publishedPerSec: m((s) => s.publishedPerSec), deliveriesPerSec: m((s) => s.deliveriesPerSec), p50Ms: m((s) => s.p50Ms), p99Ms: m((s) => s.p99Ms),
       serverCpuUsPerDelivery: m((s) => s.cpuUsPerDelivery.server), missing: m((s) => s.missing), listenersClosed: m((s) => s.listenersClosed),
     };
   };

@@ -24,7 +24,7 @@ function usage(): string {
   const rows = Object.entries(SCENARIOS).map(([name, s]) => `  ${name.padEnd(8)} ${s.summary}`);
   return [
     'Usage: node dist/bench/run.js <scenario|all> [flags]',
-    '       node dist/bench/run.js profile <file.cpuprofile> [--all]',
+    '       node dist/bench/run.js profile <file.cpuprofile> [--top N]',
     '',
     'Scenarios:',
     ...rows,

@@ -115,3 +115,31 @@ export async function createListenerKey(kite: KiteServer, team = 'bench'): Promi
   const created = await kite.api<{ key: string }>('POST', `/v1/teams/${team}/keys`, { name: `listener-${Date.now()}`, role: 'agent' });
   return created.key;
 }
+
+/**
+ * Kite's Prometheus metrics, each series summed over its labels (buckets left out), e.g.
+ * `kite_group_commit_batch_size_sum`, `kite_group_commit_batch_size_count`.
+ */
+export async function scrapeMetrics(baseUrl: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const sums: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const name = line.slice(0, line.search(/[{ ]/));
+    if (name.endsWith('_bucket')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(value)) sums[name] = (sums[name] ?? 0) + value;
+  }
+  return sums;
+}
+
+/** Group commits between two scrapes: how many, mean batch size, mean duration. */
+export function groupCommits(before: Record<string, number>, after: Record<string, number>): { flushes: number; meanBatch: number; meanMs: number } {
+  const d = (name: string) => (after[name] ?? 0) - (before[name] ?? 0);
+  const flushes = d('kite_group_commit_batch_size_count');
+  return {
+    flushes,
+    meanBatch: flushes ? Math.round((d('kite_group_commit_batch_size_sum') / flushes) * 10) / 10 : 0,
+    meanMs: flushes ? Math.round((d('kite_group_commit_duration_seconds_sum') / flushes) * 1e4) / 10 : 0,
+  };
+}

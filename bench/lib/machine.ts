@@ -1,9 +1,13 @@
 /** Facts about the machine a run happened on, and CPU time of processes read from /proc. */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
+import { ROOT } from './results.js';
 
 export interface MachineFacts {
+  /** The Kite commit measured (`+dirty` when src/ or migrations/ have uncommitted changes). */
+  readonly kiteCommit: string;
   readonly cpuModel: string;
   readonly cores: number;
   readonly memoryGiB: number;
@@ -26,6 +30,7 @@ export async function machineFacts(adminDatabaseUrl: string): Promise<MachineFac
     await client.end().catch(() => {});
   }
   return {
+    kiteCommit: kiteCommit(),
     cpuModel: cpus[0]?.model.trim() ?? 'unknown',
     cores: cpus.length,
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
@@ -35,8 +40,17 @@ export async function machineFacts(adminDatabaseUrl: string): Promise<MachineFac
   };
 }
 
+function kiteCommit(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return git('rev-parse', '--short', 'HEAD') + (git('status', '--porcelain', '--', 'src', 'migrations') ? '+dirty' : '');
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function describeMachine(m: MachineFacts): string {
-  return `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}`;
+  return `${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}; Kite ${m.kiteCommit}`;
 }
 
 // /proc/<pid>/stat times are in clock ticks; USER_HZ is 100 on every mainstream Linux.
@@ -86,9 +100,11 @@ export async function postgresPids(databaseUrl: string): Promise<number[]> {
 export function machineBusySeconds(): number {
   try {
     const first = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
-    // cpu  user nice system idle iowait irq softirq steal …: busy = all but idle and iowait.
+    // cpu  user nice system idle iowait irq softirq steal …: busy = user + nice + system + steal.
+    // Interrupt time is left out: on loopback it is mostly the benchmark's own network traffic.
+    // Steal (the hypervisor running other guests) counts: it is capacity the benchmark did not get.
     const t = first.trim().split(/\s+/).slice(1).map(Number);
-    return ((t[0] ?? 0) + (t[1] ?? 0) + (t[2] ?? 0) + (t[5] ?? 0) + (t[6] ?? 0) + (t[7] ?? 0)) / TICKS_PER_SECOND;
+    return ((t[0] ?? 0) + (t[1] ?? 0) + (t[2] ?? 0) + (t[7] ?? 0)) / TICKS_PER_SECOND;
   } catch {
     return Number.NaN;
   }
@@ -140,4 +156,20 @@ export async function waitForQuiet(ourPids: readonly number[], maxForeignCores =
     if (foreign <= maxForeignCores || Date.now() > deadline) return foreign;
     onWait?.(foreign);
   }
+}
+
+/** Processes outside the benchmark may use this many cores during a measured window before it is run again. */
+export const MAX_FOREIGN_CORES = 0.3;
+
+/**
+ * Runs a measurement, and again (up to `attempts` times in all) while other processes on the
+ * machine used more than MAX_FOREIGN_CORES during it; returns the last one (its `foreignCores` says how clean it was).
+ */
+export async function measureQuietly<T extends { readonly foreignCores: number }>(measure: () => Promise<T>, onRetry: (busy: T) => void, attempts = 4): Promise<T> {
+  let result = await measure();
+  for (let i = 1; i < attempts && result.foreignCores > MAX_FOREIGN_CORES; i++) {
+    onRetry(result);
+    result = await measure();
+  }
+  return result;
 }

@@ -8,7 +8,10 @@ import { HttpConnection } from './http-load.js';
 import { nowMs } from './stats.js';
 import { nextEventId, signedRequest, stripeEventBody } from './stripe.js';
 
-const MAX_CONNECTIONS = 64;
+// Webhook senders open more connections when answers are slow; so does this publisher, so a slow
+// server still gets the offered rate (and its latency shows it) instead of a capped one.
+const MAX_CONNECTIONS = 1024;
+const MAX_OPENING = 16;
 
 export class Publisher {
   /** Requests written. */
@@ -50,7 +53,7 @@ export class Publisher {
         const conn = this.idle.pop();
         if (!conn) {
           this.stalls++;
-          this.grow();
+          for (let j = i; j < due; j++) this.grow();
           return;
         }
         this.send(conn);
@@ -90,7 +93,7 @@ export class Publisher {
   }
 
   private grow(): void {
-    if (this.opening > 0 || this.idle.length + this.inFlight + this.opening >= MAX_CONNECTIONS) return;
+    if (this.opening >= MAX_OPENING || this.all.size + this.opening >= MAX_CONNECTIONS) return;
     this.opening++;
     HttpConnection.open(this.port, () => void this.errors++).then(
       (conn) => {

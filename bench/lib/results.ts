@@ -7,15 +7,19 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 
-export function writeResults(scenario: string, data: unknown): { file: string; latest: string } {
+/**
+ * A profiled run (`--profile`: the server is slower under the profiler) is written as
+ * `<scenario>-profiled-<timestamp>.json` and leaves `<scenario>-latest.json` alone.
+ */
+export function writeResults(scenario: string, data: unknown, profiled = false): { file: string; latest: string | undefined } {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const file = path.join(RESULTS_DIR, `${scenario}-${stamp}.json`);
-  const latest = path.join(RESULTS_DIR, `${scenario}-latest.json`);
+  const file = path.join(RESULTS_DIR, `${scenario}${profiled ? '-profiled' : ''}-${stamp}.json`);
+  const latest = profiled ? undefined : path.join(RESULTS_DIR, `${scenario}-latest.json`);
   const text = `${JSON.stringify(data, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`;
   writeFileSync(file, text);
-  writeFileSync(latest, text);
-  return { file: path.relative(ROOT, file), latest: path.relative(ROOT, latest) };
+  if (latest) writeFileSync(latest, text);
+  return { file: path.relative(ROOT, file), latest: latest && path.relative(ROOT, latest) };
 }
 
 /** What a scenario hands back to run.ts: one summary line per level, and where the JSON went. */

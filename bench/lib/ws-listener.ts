@@ -33,23 +33,33 @@ export class WsListener {
   private opcode = 0;
   private seen: number;
   private readyResolve: (() => void) | undefined;
+  private readyReject: ((err: Error) => void) | undefined;
   private upgradeResolve: (() => void) | undefined;
   private upgradeReject: ((err: Error) => void) | undefined;
   private closing = false;
+  private closeReason = '';
   readonly ready: Promise<void>;
   private readonly socket: net.Socket;
 
   private constructor(port: number, path: string, private readonly stats: ListenerStats, private readonly sampleEvery: number, phase: number) {
     this.seen = phase;
-    this.ready = new Promise((resolve) => (this.readyResolve = resolve));
+    this.ready = new Promise((resolve, reject) => {
+      this.readyResolve = resolve;
+      this.readyReject = reject;
+    });
+    this.ready.catch(() => {}); // observed by whoever awaits it
     this.socket = net.connect({
       port, host: '127.0.0.1',
       onread: { buffer: SHARED, callback: (nread: number, buf: Uint8Array) => this.read(buf as Buffer, nread) },
     });
     this.socket.setNoDelay(true);
-    this.socket.on('error', (err) => this.upgradeReject?.(err));
+    this.socket.on('error', (err) => {
+      this.closeReason ||= ` (${err.message})`;
+      this.upgradeReject?.(err);
+    });
     this.socket.on('close', () => {
       this.upgradeReject?.(new Error('closed during upgrade'));
+      if (this.readyResolve) this.readyReject?.(new Error(`closed before the ready frame${this.closeReason}`));
       if (!this.closing) this.stats.closedUnexpectedly++;
     });
     this.socket.write(
@@ -65,6 +75,11 @@ export class WsListener {
       listener.upgradeResolve = () => resolve(listener);
       listener.upgradeReject = reject;
     });
+  }
+
+  /** False once the connection closed (either side). */
+  get isOpen(): boolean {
+    return !this.socket.destroyed;
   }
 
   close(): void {
@@ -154,7 +169,10 @@ export class WsListener {
     if (!parts) return;
     const payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     if (this.opcode === 9) return void this.socket.write(clientFrame(10, payload)); // pong
-    if (this.opcode === 8) return void this.socket.end();
+    if (this.opcode === 8) {
+      this.closeReason = payload.length >= 2 ? ` (close ${payload.readUInt16BE(0)} ${payload.toString('utf8', 2)})` : '';
+      return void this.socket.end();
+    }
     if (this.readyResolve) {
       const resolve = this.readyResolve;
       this.readyResolve = undefined;
