@@ -1,8 +1,8 @@
--- One round trip per group commit: the append function also writes the federation outbox.
+-- The append function: one round trip per group commit, which also writes the federation outbox.
 --
--- Before, a batch was BEGIN, append, read peers, insert deliveries, COMMIT: five round trips,
--- three of them while holding the team's row lock, which serialises a team's appends. Now the
--- batch is one autocommitted call; the lock is held for the function and the commit only.
+-- A batch is one autocommitted call: the team's row lock (which serialises a team's appends and
+-- makes seqs visible in order, see docs/sequencing.md) is held for the function and the commit
+-- only — not across several round trips as a BEGIN … COMMIT from the client would.
 
 -- The peer's scopes as one POSIX regex, the same rule as src/events/type-patterns.ts: a pattern
 -- matches the whole type or the type without a leading `com.`, and `*` matches any run of
@@ -21,8 +21,6 @@ ALTER TABLE federation_deliveries ADD COLUMN refused_alone boolean NOT NULL DEFA
 
 -- Finding the deliveries a batch created (for the wake-up notification).
 CREATE INDEX federation_deliveries_event ON federation_deliveries (team_id, event_seq);
-
-DROP FUNCTION kite_append_events(bigint[], text[], text[], text[], timestamptz[], json[]);
 
 -- Appends a batch of events, applies the forwarding rule of contract §5 to the new ones, and
 -- returns, for each input row in order, its seq or the seq of the stored event it repeats.
