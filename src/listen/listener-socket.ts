@@ -3,8 +3,11 @@
  * to it; tests can use a plain object.
  */
 export interface ListenerSocket {
-  /** Queues one text frame. False when the frame was dropped (the hub then treats it as too slow). */
-  send(frame: string): boolean;
+  /**
+   * Queues one text frame (UTF-8 bytes: encoded once by the hub and shared by every listener).
+   * False when the frame was dropped (the hub then treats it as too slow).
+   */
+  send(frame: Uint8Array): boolean;
   /** Bytes waiting in this connection's send buffer. */
   bufferedAmount(): number;
   /** Runs fn with the socket corked, so frames sent inside it leave in one write. */

@@ -42,8 +42,8 @@ class FakeSocket implements ListenerSocket {
   closed: { code: number; reason: string } | undefined;
   /** Bytes each frame adds to the simulated send buffer (nothing drains it unless a test does). */
   bytesPerFrame = 0;
-  send(frame: string) {
-    this.frames.push(JSON.parse(frame));
+  send(frame: Uint8Array) {
+    this.frames.push(JSON.parse(Buffer.from(frame).toString('utf8')));
     this.buffered += this.bytesPerFrame;
     return true;
   }
