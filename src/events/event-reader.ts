@@ -32,14 +32,14 @@ export class PostgresEventReader implements EventReader {
   }
 
   /**
-   * Like readAfter, keeping only types matching `typeRegex` (a POSIX regex from
-   * `typePatternsToSqlRegex`).
+   * Like readAfter, keeping only types matching the patterns (already validated). The regex is
+   * built by `kite_scopes_regex` (migration 0003), the same translation the forwarding rule uses.
    */
-  async readMatchingAfter(teamId: number, after: number, limit: number, typeRegex: string | undefined): Promise<StoredEvent[]> {
-    if (typeRegex === undefined) return this.readAfter(teamId, after, limit);
+  async readMatchingAfter(teamId: number, after: number, limit: number, patterns: readonly string[]): Promise<StoredEvent[]> {
+    if (patterns.includes('*')) return this.readAfter(teamId, after, limit);
     const result = await this.pool.query<StoredEvent>(
-      'SELECT seq, type, event::text AS json FROM events WHERE team_id = $1 AND seq > $2 AND type ~ $4 ORDER BY seq LIMIT $3',
-      [teamId, after, limit, typeRegex],
+      'SELECT seq, type, event::text AS json FROM events WHERE team_id = $1 AND seq > $2 AND type ~ kite_scopes_regex($4::jsonb) ORDER BY seq LIMIT $3',
+      [teamId, after, limit, JSON.stringify(patterns)],
     );
     return result.rows;
   }

@@ -10,7 +10,6 @@ import type { Route } from '../http/types.js';
 import { withDeadline } from '../ingest/ingest-route.js';
 import { parsePublishedEvent } from './publish-input.js';
 import { parseTypesParam } from './type-patterns.js';
-import { typePatternsToSqlRegex } from './type-patterns-sql.js';
 
 export function eventRoutes(ctx: AppContext): Route[] {
   return [
@@ -22,7 +21,7 @@ export function eventRoutes(ctx: AppContext): Route[] {
         const after = parseSeq(request.query, 'after') ?? 0;
         const limit = parseLimit(request.query, 100, 1000);
         const patterns = parseTypesParam(request.query.get('types') ?? undefined);
-        const events = await ctx.reader.readMatchingAfter(teamId, after, limit, typePatternsToSqlRegex(patterns));
+        const events = await ctx.reader.readMatchingAfter(teamId, after, limit, patterns);
         // The body is assembled as text: stored events are spliced in verbatim, never re-parsed.
         const items = events.map((e) => `{"seq":${e.seq},"event":${e.json}}`).join(',');
         const next = events.length > 0 ? events[events.length - 1]!.seq : after;

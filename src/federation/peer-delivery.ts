@@ -165,19 +165,19 @@ export class PeerDelivery {
     return result.rows.length === ids.length ? result.rows : [];
   }
 
-  private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null): Promise<void> {
+  /** `refusedAlone`: dead-lettered on its own (a 4xx to this event), held until a redrive. */
+  private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false): Promise<void> {
     await this.deps.pool.query(
       `UPDATE federation_deliveries
-          SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4,
+          SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4, refused_alone = $5,
               delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
         WHERE id = ANY ($1::bigint[]) AND status = 'pending'`,
-      [batch.map((r) => r.id), status, statusCode, error],
+      [batch.map((r) => r.id), status, statusCode, error, refusedAlone],
     );
   }
 
   private async deadLetterAlone(row: Row, peer: DeliveryPeer, statusCode: number): Promise<void> {
-    await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`);
-    await this.deps.pool.query('UPDATE federation_deliveries SET refused_alone = true WHERE id = $1', [row.id]);
+    await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`, true);
     await this.deps.appendInternal(peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
       peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
       reason: 'rejected', statusCode, attempts: row.attempts + 1,

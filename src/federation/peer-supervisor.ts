@@ -106,14 +106,6 @@ export class PeerSupervisor {
     current.actor.send({ type: 'WORK_AVAILABLE' });
   }
 
-  /** The live state of a running peer actor, for GET …/peers/{id}. */
-  liveState(peerId: string): PeerState | undefined {
-    const running = this.running.get(peerId);
-    if (!running) return undefined;
-    const value = running.actor.getSnapshot().value;
-    return (typeof value === 'string' ? value : Object.keys(value)[0]) as PeerState;
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     const all = [...this.running.values()];

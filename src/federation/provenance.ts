@@ -10,17 +10,7 @@ export interface Provenance {
   readonly hops: number;
 }
 
-const NONE: Provenance = { origin: undefined, chain: [], hops: 0 };
-
-/** Provenance of a stored event's JSON; events that never crossed an instance have none. */
-export function readProvenance(eventJson: string): Provenance {
-  // Cheap test first: almost every event is a plain webhook without any kitefed attribute.
-  if (!eventJson.includes('"kitefed')) return NONE;
-  const event = JSON.parse(eventJson) as Record<string, unknown>;
-  return fromAttributes(event);
-}
-
-export function fromAttributes(event: Record<string, unknown>): Provenance {
+function fromAttributes(event: Record<string, unknown>): Provenance {
   const origin = typeof event['kitefedorigin'] === 'string' ? event['kitefedorigin'] : undefined;
   let chain: string[] = [];
   if (typeof event['kitefedchain'] === 'string') {
