@@ -121,6 +121,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     notifications.on('kite_federation', (payload) => federation.wake(payload.split(',')));
     notifications.onReconnect(() => {
       sources.invalidateAll();
+      if (kind === 'leases') federation.leasesReleased();
       pollHeads();
     });
     await notifications.start();

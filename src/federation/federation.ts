@@ -1,17 +1,26 @@
 /**
- * Federation on one node, assembled: the supervisor of peer actors, and how peer changes and
- * wake-ups reach them (this node's API at once; every node's through `kite_config`
- * "peer:<team>:<peer>" and `kite_federation` "<peer id>,…" notifications, both idempotent).
+ * Federation on one node, assembled: the lease keeper (which peers this node runs), the
+ * supervisor of their actors, and how peer changes and wake-ups reach them (this node's API at
+ * once; every node's through `kite_config` "peer:<team>:<peer>" / "leases:<node>" and
+ * `kite_federation` "<peer id>,…" notifications, all idempotent).
  * The outbox itself is written by the append function (migration 0003), in the transaction that
  * stores the events, and its `kite_federation` notification wakes the actors — on this node too.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import type { Pool } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { LeaseStore } from './lease-store.js';
 import type { PeerStore } from './peer-store.js';
 import { PeerSupervisor } from './peer-supervisor.js';
 import { supervisedPeers } from './supervised-peers.js';
+
+/** A lease lapses this long after its last renewal: a killed node's peers move within TTL + heartbeat. */
+export const LEASE_TTL_MS = 5_000;
+export const HEARTBEAT_MS = 1_500;
 
 export interface FederationDeps {
   readonly config: Config;
@@ -22,39 +31,53 @@ export interface FederationDeps {
 }
 
 export interface Federation {
+  /** This node's name in `kite_nodes` and `peer_leases`: unique per process. */
+  readonly nodeId: string;
   start(): Promise<void>;
+  /** Stops this node's actors and gives their leases back at once. */
   stop(): Promise<void>;
   /** A `kite_federation` notification: these peers have new deliveries ('*': maybe any). */
   wake(peerIds: readonly string[]): void;
   /** A `kite_config` "peer:…" notification or a local change. */
   peerChanged(peerId: string, redrive?: boolean): void;
+  /** A `kite_config` "leases:…" notification: a node gave peers back. */
+  leasesReleased(): void;
+  /** Peer IDs whose actors run on this node. */
+  runningPeers(): string[];
 }
 
 export function createFederation(deps: FederationDeps): Federation {
   const log = deps.logger.child({ component: 'federation' });
+  const nodeId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  let keeper!: LeaseKeeper;
   const supervisor = new PeerSupervisor({
     pool: deps.pool,
     logger: log,
     selfInstanceId: deps.config.instanceId,
     publicUrl: deps.config.publicUrl,
     federationCaFile: deps.config.federationCaFile,
-    peers: supervisedPeers(deps.peers),
     appendInternal: deps.appendInternal,
+    peers: supervisedPeers(deps.peers),
+    leases: () => keeper,
   });
+  keeper = new LeaseKeeper(new LeaseStore(deps.pool, nodeId, LEASE_TTL_MS), supervisor, log.child({ node: nodeId }), HEARTBEAT_MS);
   let unsubscribe: (() => void) | undefined;
   const peerChanged = (peerId: string, redrive = false) => {
     supervisor.changed(peerId, { redrive }).catch((err: unknown) => log.warn({ err: (err as Error).message, peer: peerId }, 'could not apply a peer change; the next one retries'));
   };
   return {
+    nodeId,
     async start() {
       unsubscribe = deps.peers.onPeerChanged((change) => peerChanged(change.peerId, change.kind === 'redriven'));
-      await supervisor.start();
+      await keeper.start();
     },
     async stop() {
       unsubscribe?.();
-      await supervisor.stop();
+      await keeper.stop();
     },
     wake: (peerIds) => supervisor.wake(peerIds),
     peerChanged,
+    leasesReleased: () => keeper.nudge(),
+    runningPeers: () => supervisor.runningPeers(),
   };
 }

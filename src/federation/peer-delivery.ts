@@ -12,6 +12,7 @@ import type { Pool } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { signStandard } from '../providers/standard-signature.js';
 import { deliveryFailedEvent } from './internal-events.js';
+import { fenceCheck, LeaseLostError } from './lease-store.js';
 import type { PeerHttp, PeerResponse } from './peer-http.js';
 import { stampForPeer } from './provenance.js';
 import type { TokenBucket } from './token-bucket.js';
@@ -30,6 +31,8 @@ export interface DeliveryDeps {
   readonly pool: Pool;
   readonly selfInstanceId: string;
   readonly publicUrl: string;
+  /** The lease's fencing token: marking deliveries succeeds only while the lease carries it. */
+  readonly fence: number;
   readonly peer: () => DeliveryPeer;
   /** Current outbound key, plus the previous one during a rotation's 24 hours. */
   readonly signingKeys: () => string[];
@@ -165,15 +168,25 @@ export class PeerDelivery {
     return result.rows.length === ids.length ? result.rows : [];
   }
 
-  /** `refusedAlone`: dead-lettered on its own (a 4xx to this event), held until a redrive. */
+  /**
+   * `refusedAlone`: dead-lettered on its own (a 4xx to this event), held until a redrive.
+   * Fenced: throws LeaseLostError, changing nothing, when another node has taken the peer over.
+   */
   private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false): Promise<void> {
-    await this.deps.pool.query(
-      `UPDATE federation_deliveries
-          SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4, refused_alone = $5,
-              delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
-        WHERE id = ANY ($1::bigint[]) AND status = 'pending'`,
-      [batch.map((r) => r.id), status, statusCode, error, refusedAlone],
+    const peerId = this.deps.peer().id;
+    const result = await this.deps.pool.query<{ owned: number }>(
+      `WITH ${fenceCheck(6, 7)},
+       marked AS (
+         UPDATE federation_deliveries
+            SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4, refused_alone = $5,
+                delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
+          WHERE id = ANY ($1::bigint[]) AND status = 'pending' AND EXISTS (SELECT 1 FROM lease)
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM lease)::int AS owned, (SELECT count(*) FROM marked)::int AS marked`,
+      [batch.map((r) => r.id), status, statusCode, error, refusedAlone, peerId, this.deps.fence],
     );
+    if (result.rows[0]!.owned === 0) throw new LeaseLostError(peerId);
   }
 
   private async deadLetterAlone(row: Row, peer: DeliveryPeer, statusCode: number): Promise<void> {

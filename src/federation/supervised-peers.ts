@@ -1,10 +1,32 @@
 /** The supervisor's view of the peers table, read through the PeerStore. */
-import type { PeerSource, SupervisedPeer } from './peer-supervisor.js';
+import type { PeerState, RetryPolicy } from '../../machines/peer-types.js';
 import { outboundKeys, type PeerRecord, type PeerStore } from './peer-store.js';
+
+export interface SupervisedPeer {
+  readonly id: string;
+  readonly teamId: number;
+  readonly instanceId: string;
+  readonly url: string;
+  readonly remoteTeam: string;
+  readonly enabled: boolean;
+  readonly deleted: boolean;
+  readonly state: PeerState;
+  readonly attempts: number;
+  readonly retry: RetryPolicy;
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number };
+  /** The current keys: a change of either (a rotation) is worth a probe when dead-lettered. */
+  readonly outboundKey: string;
+  readonly inboundKey: string;
+  /** Keys to sign with now: the current one, plus the previous one during a rotation's 24 hours. */
+  signingKeys(): string[];
+}
+
+export interface PeerSource {
+  load(id: string): Promise<SupervisedPeer | undefined>;
+}
 
 export function supervisedPeers(store: PeerStore): PeerSource {
   return {
-    loadEnabled: async () => (await store.listAllEnabledPeers()).map(toSupervised),
     load: async (id) => {
       const record = await store.findPeer(id);
       return record ? toSupervised(record) : undefined;

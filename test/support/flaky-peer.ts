@@ -32,6 +32,8 @@ export class FlakyPeer {
   readonly requests: SeenRequest[] = [];
   /** Changed by tests at will: how the next requests are answered. */
   decide: (request: SeenRequest, index: number) => Verdict = () => 'pass';
+  /** While set, every request is recorded and then held until the promise settles. */
+  hold: Promise<void> | undefined;
   private server: https.Server | undefined;
   private readonly agent: Agent;
   private readonly waiters = new Set<() => void>();
@@ -95,6 +97,10 @@ export class FlakyPeer {
     const seen: SeenRequest = { at: Date.now(), path, headers, events: parseEvents(body) };
     const index = this.requests.push(seen) - 1;
     try {
+      if (this.hold) {
+        for (const waiter of [...this.waiters]) waiter(); // "a request arrived" is worth a check
+        await this.hold;
+      }
       const verdict = this.decide(seen, index);
       if (verdict !== 'pass') {
         seen.status = verdict.status;

@@ -1,0 +1,178 @@
+/**
+ * One peer's running actor (machines/peer.ts) under one lease, with its effects: delivery and
+ * probes (peer-delivery.ts), holding and releasing deliveries, persisting its state and storing
+ * `kite.federation.peer_state_changed`.
+ *
+ * Database writes of the actor's synchronous actions (hold, release, state) are chained and every
+ * delivery waits for the chain, so a redrive's release is visible before the next read. Every
+ * write is fenced by the lease (lease-store.ts). When a write finds the lease gone, or an effect
+ * fails on our side (the database, not the peer), the actor reports `ended` and goes quiet
+ * instead of counting a failed attempt: the supervisor stops it, and a fresh actor resumes from
+ * the persisted state once this node holds the lease again.
+ */
+import { createActor, fromPromise, type Actor } from 'xstate';
+import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
+import { peerMachine } from '../../machines/peer.js';
+import type { DeliverInput, PeerStateChange, ProbeInput } from '../../machines/peer-types.js';
+import { inTransaction, type Pool } from '../db/pool.js';
+import type { Logger } from '../observability/logger.js';
+import type { NormalizedEvent } from '../providers/types.js';
+import { peerStateChangedEvent } from './internal-events.js';
+import { fenceCheck, LeaseLostError } from './lease-store.js';
+import { PeerDelivery } from './peer-delivery.js';
+import { PeerHttp } from './peer-http.js';
+import type { SupervisedPeer } from './supervised-peers.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface PeerActorDeps {
+  readonly pool: Pool;
+  readonly logger: Logger;
+  readonly selfInstanceId: string;
+  readonly publicUrl: string;
+  readonly federationCaFile: string | undefined;
+  readonly appendInternal: (teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  /** The actor cannot go on under this lease: `lost` (taken over) or trouble on our side. */
+  readonly ended: (peerId: string, why: 'lease-lost' | 'node-trouble', err: unknown) => void;
+}
+
+export class PeerActor {
+  private readonly actor: Actor<typeof peerMachine>;
+  private readonly bucket: TokenBucket;
+  private http: PeerHttp;
+  private writes: Promise<unknown> = Promise.resolve();
+  private ended = false;
+
+  constructor(
+    private peer: SupervisedPeer,
+    readonly fence: number,
+    private readonly deps: PeerActorDeps,
+  ) {
+    this.bucket = new TokenBucket(peer.rateLimit.perSecond, peer.rateLimit.burst);
+    this.http = new PeerHttp(peer.url, peer.retry.timeoutMs, deps.federationCaFile);
+    const log = deps.logger.child({ peer: peer.id, instanceId: peer.instanceId });
+    const delivery = new PeerDelivery({
+      pool: deps.pool,
+      selfInstanceId: deps.selfInstanceId,
+      publicUrl: deps.publicUrl,
+      fence,
+      peer: () => this.peer,
+      signingKeys: () => this.peer.signingKeys(),
+      http: () => this.http,
+      bucket: this.bucket,
+      appendInternal: deps.appendInternal,
+    });
+    const effect = <Input extends DeliverInput | ProbeInput>(run: (signal: AbortSignal, timeoutMs: number) => Promise<DeliveryOutcome>) =>
+      fromPromise<DeliveryOutcome, Input>(async ({ input, signal }) => {
+        await this.writes;
+        try {
+          return await run(signal, input.timeoutMs);
+        } catch (err) {
+          if (signal.aborted) throw err;
+          this.end(err);
+          return quietUntil(signal);
+        }
+      });
+    const chained = (write: () => Promise<unknown>) => {
+      this.writes = this.writes.then(() => (this.ended ? undefined : write())).catch((err: unknown) => this.end(err));
+    };
+    const machine = peerMachine.provide({
+      actors: {
+        deliver: effect<DeliverInput>((signal, timeoutMs) => delivery.deliverNext(signal, timeoutMs)),
+        probe: effect<ProbeInput>((signal, timeoutMs) => delivery.probe(signal, timeoutMs)),
+      },
+      actions: {
+        reportStateChange: (_, change: PeerStateChange) => {
+          log.info({ from: change.from, to: change.to, reason: change.reason, lastError: change.lastError }, 'peer state changed');
+          chained(() => this.persistState(change));
+        },
+        holdPending: () => chained(() => this.switchHolding('dead-lettered')),
+        releaseHeld: () => chained(() => this.switchHolding('healthy')),
+      },
+    });
+    this.actor = createActor(machine, {
+      input: { peerId: peer.id, retry: peer.retry, initialState: peer.state, attempts: peer.attempts },
+    });
+    this.actor.subscribe({ error: (err) => log.error({ err }, 'peer actor failed') });
+  }
+
+  start(): void {
+    this.actor.start();
+  }
+
+  wake(): void {
+    this.actor.send({ type: 'WORK_AVAILABLE' });
+  }
+
+  /** The peer's row changed (PATCH, redrive, rotation): apply it to the running actor. */
+  update(peer: SupervisedPeer, redrive: boolean): void {
+    const before = this.peer;
+    this.peer = peer;
+    this.bucket.reconfigure(peer.rateLimit.perSecond, peer.rateLimit.burst);
+    if (before.url !== peer.url || before.retry.timeoutMs !== peer.retry.timeoutMs) {
+      void this.http.close();
+      this.http = new PeerHttp(peer.url, peer.retry.timeoutMs, this.deps.federationCaFile);
+    }
+    this.actor.send({ type: 'CONFIG_UPDATED', retry: peer.retry });
+    if (redrive) this.actor.send({ type: 'REDRIVE' });
+    else if (before.url !== peer.url || before.remoteTeam !== peer.remoteTeam || before.outboundKey !== peer.outboundKey || before.inboundKey !== peer.inboundKey) {
+      this.actor.send({ type: 'PROBE_NOW' });
+    }
+    this.wake();
+  }
+
+  /** Stops the actor (aborting its request in flight) and waits for its writes. */
+  async stop(): Promise<void> {
+    this.ended = true;
+    this.actor.stop();
+    void this.http.close();
+    await this.writes.catch(() => {});
+  }
+
+  private end(err: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.deps.ended(this.peer.id, err instanceof LeaseLostError ? 'lease-lost' : 'node-trouble', err);
+  }
+
+  /**
+   * Holds (or releases) the peer's deliveries and records its state in one transaction under the
+   * team's row lock — the lock every append takes before the outbox reads the peer's state. So an
+   * append commits either before (and its rows are held or released here) or after (and it sees
+   * the new state), never in between, which would leave rows held by a healthy peer.
+   */
+  private async switchHolding(to: 'dead-lettered' | 'healthy'): Promise<void> {
+    const peer = this.peer;
+    await inTransaction(this.deps.pool, async (client) => {
+      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
+      const lease = await client.query('SELECT 1 FROM peer_leases WHERE peer_id = $1 AND fence = $2 FOR SHARE', [peer.id, this.fence]);
+      if (lease.rowCount === 0) throw new LeaseLostError(peer.id);
+      const [from, into] = to === 'dead-lettered' ? ['pending', 'dead_lettered'] : ['dead_lettered', 'pending'];
+      // Events the peer refused on their own stay held until a redrive (which releases them all).
+      await client.query('UPDATE federation_deliveries SET status = $3 WHERE peer_id = $1 AND status = $2 AND NOT refused_alone', [peer.id, from, into]);
+      await client.query('UPDATE peers SET state = $2 WHERE id = $1', [peer.id, to]);
+    });
+  }
+
+  private async persistState(change: PeerStateChange): Promise<void> {
+    const peer = this.peer;
+    const result = await this.deps.pool.query<{ owned: number; held: number }>(
+      `WITH ${fenceCheck(1, 2)},
+       updated AS (
+         UPDATE peers SET state = $3, attempts = $4, last_error = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM lease) RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM updated)::int AS owned,
+              (SELECT count(*) FROM federation_deliveries WHERE peer_id = $1 AND status IN ('pending', 'dead_lettered'))::int AS held`,
+      [peer.id, this.fence, change.to, change.attempts, change.lastError],
+    );
+    const { owned, held } = result.rows[0]!;
+    if (owned === 0) throw new LeaseLostError(peer.id);
+    await this.deps.appendInternal(peer.teamId, peerStateChangedEvent(this.deps.publicUrl, {
+      peerId: peer.id, instanceId: peer.instanceId, from: change.from, to: change.to, reason: change.reason, held,
+    }));
+  }
+}
+
+/** An effect that must neither succeed nor fail: it waits to be aborted by the actor's stop. */
+function quietUntil(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+}
