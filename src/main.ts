@@ -25,7 +25,7 @@ import { PeerStore } from './federation/peer-store.js';
 import { peerRoutes } from './federation/peer-routes.js';
 import { receiveRoutes } from './federation/receive-route.js';
 import { startHttpServer } from './http/server.js';
-import { EventAppender } from './ingest/event-appender.js';
+import { appendOn, EventAppender } from './ingest/event-appender.js';
 import { ingestRoutes, withDeadline } from './ingest/ingest-route.js';
 import { BroadcastHub } from './listen/broadcast-hub.js';
 import { CLOSE_GOING_AWAY } from './listen/listener-socket.js';
@@ -86,8 +86,13 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
         metrics.groupCommitSeconds.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
       },
     });
-    // Peer actors append their internal events (state changes, rejections) like any other event.
-    const federation = createFederation({ config, pool, logger, peers, appendInternal: (teamId, event) => appender.append({ teamId, event }) });
+    // Peer actors store their internal events (state changes, rejections) in the transaction that
+    // records what they report, through the same append function as any other event.
+    const internalSource = federationSource(config.publicUrl);
+    const federation = createFederation({
+      config, pool, logger, peers,
+      appendInternal: (client, teamId, event) => appendOn(client, [{ teamId, event }], config.instanceId, internalSource),
+    });
     const teams = new TeamDirectory(pool);
     const sources = new SourceRegistry(pool);
     const notifications = new NotificationListener(database.url, logger);

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../config.js';
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -27,7 +27,8 @@ export interface FederationDeps {
   readonly pool: Pool;
   readonly logger: Logger;
   readonly peers: PeerStore;
-  readonly appendInternal: (teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  /** Stores an internal event on `client`, in the caller's transaction (with the state it reports). */
+  readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
 }
 
 export interface Federation {

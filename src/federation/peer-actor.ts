@@ -14,7 +14,7 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
 import { peerMachine } from '../../machines/peer.js';
 import type { DeliverInput, PeerStateChange, ProbeInput } from '../../machines/peer-types.js';
-import { inTransaction, type Pool } from '../db/pool.js';
+import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { peerStateChangedEvent } from './internal-events.js';
@@ -30,7 +30,8 @@ export interface PeerActorDeps {
   readonly selfInstanceId: string;
   readonly publicUrl: string;
   readonly federationCaFile: string | undefined;
-  readonly appendInternal: (teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  /** Stores an internal event on `client`, in the caller's transaction (with the state it reports). */
+  readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
   /** The actor cannot go on under this lease: `lost` (taken over) or trouble on our side. */
   readonly ended: (peerId: string, why: 'lease-lost' | 'node-trouble', err: unknown) => void;
 }
@@ -153,22 +154,25 @@ export class PeerActor {
     });
   }
 
+  /** The state and its `peer_state_changed` event commit together, fenced by the lease. */
   private async persistState(change: PeerStateChange): Promise<void> {
     const peer = this.peer;
-    const result = await this.deps.pool.query<{ owned: number; held: number }>(
-      `WITH ${fenceCheck(1, 2)},
-       updated AS (
-         UPDATE peers SET state = $3, attempts = $4, last_error = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM lease) RETURNING 1
-       )
-       SELECT (SELECT count(*) FROM updated)::int AS owned,
-              (SELECT count(*) FROM federation_deliveries WHERE peer_id = $1 AND status IN ('pending', 'dead_lettered'))::int AS held`,
-      [peer.id, this.fence, change.to, change.attempts, change.lastError],
-    );
-    const { owned, held } = result.rows[0]!;
-    if (owned === 0) throw new LeaseLostError(peer.id);
-    await this.deps.appendInternal(peer.teamId, peerStateChangedEvent(this.deps.publicUrl, {
-      peerId: peer.id, instanceId: peer.instanceId, from: change.from, to: change.to, reason: change.reason, held,
-    }));
+    await inTransaction(this.deps.pool, async (client) => {
+      const result = await client.query<{ owned: number; held: number }>(
+        `WITH ${fenceCheck(1, 2)},
+         updated AS (
+           UPDATE peers SET state = $3, attempts = $4, last_error = $5 WHERE id = $1 AND EXISTS (SELECT 1 FROM lease) RETURNING 1
+         )
+         SELECT (SELECT count(*) FROM updated)::int AS owned,
+                (SELECT count(*) FROM federation_deliveries WHERE peer_id = $1 AND status IN ('pending', 'dead_lettered'))::int AS held`,
+        [peer.id, this.fence, change.to, change.attempts, change.lastError],
+      );
+      const { owned, held } = result.rows[0]!;
+      if (owned === 0) throw new LeaseLostError(peer.id);
+      await this.deps.appendInternal(client, peer.teamId, peerStateChangedEvent(this.deps.publicUrl, {
+        peerId: peer.id, instanceId: peer.instanceId, from: change.from, to: change.to, reason: change.reason, held,
+      }));
+    });
   }
 }
 

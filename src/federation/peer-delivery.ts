@@ -8,7 +8,7 @@
  * its events one at a time, and another 4xx to one event dead-letters that event alone.
  */
 import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
-import type { Pool } from '../db/pool.js';
+import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { signStandard } from '../providers/standard-signature.js';
 import { deliveryFailedEvent } from './internal-events.js';
@@ -38,7 +38,8 @@ export interface DeliveryDeps {
   readonly signingKeys: () => string[];
   readonly http: () => PeerHttp;
   readonly bucket: TokenBucket;
-  readonly appendInternal: (teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  /** Stores an internal event on `client`, in the caller's transaction. */
+  readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
 }
 
 interface Row {
@@ -172,9 +173,9 @@ export class PeerDelivery {
    * `refusedAlone`: dead-lettered on its own (a 4xx to this event), held until a redrive.
    * Fenced: throws LeaseLostError, changing nothing, when another node has taken the peer over.
    */
-  private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false): Promise<void> {
+  private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false, db: Pool | PoolClient = this.deps.pool): Promise<void> {
     const peerId = this.deps.peer().id;
-    const result = await this.deps.pool.query<{ owned: number }>(
+    const result = await db.query<{ owned: number }>(
       `WITH ${fenceCheck(6, 7)},
        marked AS (
          UPDATE federation_deliveries
@@ -190,11 +191,14 @@ export class PeerDelivery {
   }
 
   private async deadLetterAlone(row: Row, peer: DeliveryPeer, statusCode: number): Promise<void> {
-    await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`, true);
-    await this.deps.appendInternal(peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
-      peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
-      reason: 'rejected', statusCode, attempts: row.attempts + 1,
-    }));
+    // The dead letter and its `delivery_failed` event commit together.
+    await inTransaction(this.deps.pool, async (client) => {
+      await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`, true, client);
+      await this.deps.appendInternal(client, peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
+        peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
+        reason: 'rejected', statusCode, attempts: row.attempts + 1,
+      }));
+    });
   }
 }
 

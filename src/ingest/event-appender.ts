@@ -11,7 +11,7 @@
  * The append function (migration 0003) also writes the federation outbox and the hop-limit
  * events in the same statement, so one batch is one round trip and one transaction.
  */
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 
 export interface AppendRequest {
@@ -133,32 +133,40 @@ export class EventAppender {
   }
 
   private async write(requests: readonly AppendRequest[]): Promise<AppendRow[]> {
-    const teams: number[] = [];
-    const sources: string[] = [];
-    const ids: string[] = [];
-    const types: string[] = [];
-    const times: string[] = [];
-    const jsons: string[] = [];
-    for (const { teamId, event } of requests) {
-      teams.push(teamId);
-      sources.push(event.source);
-      ids.push(event.id);
-      types.push(event.type);
-      times.push(event.time);
-      jsons.push(event.json);
-    }
-    const { selfInstanceId, federationSource } = this.options;
-    // A named statement is parsed once per connection instead of once per batch.
-    const result = await this.pool.query<AppendRow>({
-      name: 'kite_append_events',
-      text: APPEND_SQL,
-      values: [teams, sources, ids, types, times, jsons, selfInstanceId, federationSource],
-    });
-    return result.rows;
+    return appendOn(this.pool, requests, this.options.selfInstanceId, this.options.federationSource);
   }
 }
 
-interface AppendRow {
+/**
+ * One call of the append function on `db`: the group commit's own (on the pool, autocommit), or
+ * inside a caller's transaction, so that an internal event commits with the state it reports.
+ * Listeners on every node, this one included, hear of it through the function's NOTIFY.
+ */
+export async function appendOn(db: Pool | PoolClient, requests: readonly AppendRequest[], selfInstanceId: string, federationSource: string): Promise<AppendRow[]> {
+  const teams: number[] = [];
+  const sources: string[] = [];
+  const ids: string[] = [];
+  const types: string[] = [];
+  const times: string[] = [];
+  const jsons: string[] = [];
+  for (const { teamId, event } of requests) {
+    teams.push(teamId);
+    sources.push(event.source);
+    ids.push(event.id);
+    types.push(event.type);
+    times.push(event.time);
+    jsons.push(event.json);
+  }
+  // A named statement is parsed once per connection instead of once per batch.
+  const result = await db.query<AppendRow>({
+    name: 'kite_append_events',
+    text: APPEND_SQL,
+    values: [teams, sources, ids, types, times, jsons, selfInstanceId, federationSource],
+  });
+  return result.rows;
+}
+
+export interface AppendRow {
   ord: number;
   seq: number;
   duplicate: boolean;
