@@ -73,7 +73,6 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       onSlowClose: () => metrics.slowListenersClosedTotal.inc(),
       onError: (err, teamId) => logger.warn({ err: (err as Error).message, teamId }, 'broadcast read failed; will retry'),
     });
-    const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'));
     const appender = new EventAppender(pool, {
       selfInstanceId: config.instanceId,
       federationSource: federationSource(config.publicUrl),
@@ -93,6 +92,8 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       config, pool, logger, peers,
       appendInternal: (client, teamId, event) => appendOn(client, [{ teamId, event }], config.instanceId, internalSource),
     });
+    const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'), (client, teamId, change) =>
+      appendOn(client, [{ teamId, event: peerStateChangedEvent(config.publicUrl, { ...change, to: 'healthy', reason: 'redrive' }) }], config.instanceId, internalSource));
     const teams = new TeamDirectory(pool);
     const sources = new SourceRegistry(pool);
     const notifications = new NotificationListener(database.url, logger);

@@ -150,6 +150,14 @@ function unknownPeer(id: string): KiteError {
   return new KiteError('not_found', `Peer ${JSON.stringify(id)} does not exist in this team.`);
 }
 
+/** A redrive of a paused peer that was not `healthy`: the change its `peer_state_changed` reports. */
+export interface RedriveOfPaused {
+  readonly peerId: string;
+  readonly instanceId: string;
+  readonly from: PeerRecord['state'];
+  readonly held: number;
+}
+
 export class PeerStore {
   private readonly listeners = new Set<PeerChangeListener>();
 
@@ -157,6 +165,11 @@ export class PeerStore {
     private readonly pool: Pool,
     /** Told when a change listener throws; the change itself has committed. */
     private readonly onListenerError: (err: unknown) => void = () => {},
+    /**
+     * Records `peer_state_changed` for a redrive of a paused peer, in the redrive's transaction:
+     * no actor runs for it, so none reports the change (an enabled peer's actor does).
+     */
+    private readonly recordRedrive?: (client: PoolClient, teamId: number, change: RedriveOfPaused) => Promise<unknown>,
   ) {}
 
   /** Any peer by id, deleted or not (a deleted one has `deletedAt`), for re-reading after a change. */
@@ -302,11 +315,18 @@ export class PeerStore {
       // Under the team's row lock, like appends: an append that read the peer as dead-lettered
       // (and so holds its new deliveries as dead_lettered) commits before this, or reads it healthy.
       await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [teamId]);
-      const peer = await client.query(
-        `UPDATE peers SET state = 'healthy', attempts = 0 WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL`, [id, teamId]);
-      if (peer.rowCount === 0) throw unknownPeer(id);
+      const peer = await client.query<{ previous: PeerRecord['state']; enabled: boolean; instance_id: string }>(
+        `WITH before AS (SELECT state, enabled, instance_id FROM peers WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE)
+         UPDATE peers p SET state = 'healthy', attempts = 0 FROM before WHERE p.id = $1
+         RETURNING before.state AS previous, before.enabled, before.instance_id`, [id, teamId]);
+      const before = peer.rows[0];
+      if (!before) throw unknownPeer(id);
       const requeued = await client.query(
         `UPDATE federation_deliveries SET status = 'pending', refused_alone = false WHERE peer_id = $1 AND status = 'dead_lettered'`, [id]);
+      if (!before.enabled && before.previous !== 'healthy' && this.recordRedrive) {
+        const held = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM federation_deliveries WHERE peer_id = $1 AND status = 'pending'`, [id]);
+        await this.recordRedrive(client, teamId, { peerId: id, instanceId: before.instance_id, from: before.previous, held: held.rows[0]!.n });
+      }
       return requeued.rowCount ?? 0;
     });
   }

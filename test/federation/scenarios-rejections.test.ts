@@ -53,6 +53,20 @@ async function deadLetteredPair(): Promise<{ a: Instance; b: Instance; aPeerId: 
 }
 
 describe('federation - the receiving side says no', () => {
+  it('federation - a redrive of a paused dead-lettered peer stores its peer_state_changed (no actor runs to report it), and resuming delivers all in order', async () => {
+    const { a, b, aPeerId, right, sent } = await deadLetteredPair();
+    await patchPeer(a, aPeerId, { enabled: false, outboundKey: right });
+    expect(await redrive(a, aPeerId)).toBe(10);
+    const change = await stateChange(a, aPeerId, 'healthy', 'redrive');
+    expect(change).toMatchObject({ from: 'dead-lettered', instanceId: 'kite-b', held: 10 });
+    expect(await getPeer(a, aPeerId)).toMatchObject({ state: 'healthy', enabled: false, pending: 10, deadLettered: 0 });
+
+    const atB = await s.listen(b);
+    await patchPeer(a, aPeerId, { enabled: true });
+    await atB.waitForEvents(10, 10_000);
+    expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
+  });
+
   it('federation - a wrong key dead-letters the peer and holds its events; PATCHing the right key probes at once and delivers all, in order', async () => {
     const { a, b, aPeerId, right, sent } = await deadLetteredPair();
     const atB = await s.listen(b);
