@@ -20,7 +20,7 @@ import { createPool } from './db/pool.js';
 import { PostgresEventReader } from './events/event-reader.js';
 import { eventRoutes } from './events/event-routes.js';
 import { createFederation } from './federation/federation.js';
-import { federationSource } from './federation/internal-events.js';
+import { federationSource, peerStateChangedEvent } from './federation/internal-events.js';
 import { PeerStore } from './federation/peer-store.js';
 import { peerRoutes } from './federation/peer-routes.js';
 import { receiveRoutes } from './federation/receive-route.js';
@@ -88,12 +88,12 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     // Peer actors store their internal events (state changes, rejections) in the transaction that
     // records what they report, through the same append function as any other event.
     const internalSource = federationSource(config.publicUrl);
+    const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'), (client, teamId, change) =>
+      appendOn(client, [{ teamId, event: peerStateChangedEvent(config.publicUrl, { ...change, to: 'healthy', reason: 'redrive' }) }], config.instanceId, internalSource));
     const federation = createFederation({
       config, pool, logger, peers,
       appendInternal: (client, teamId, event) => appendOn(client, [{ teamId, event }], config.instanceId, internalSource),
     });
-    const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'), (client, teamId, change) =>
-      appendOn(client, [{ teamId, event: peerStateChangedEvent(config.publicUrl, { ...change, to: 'healthy', reason: 'redrive' }) }], config.instanceId, internalSource));
     const teams = new TeamDirectory(pool);
     const sources = new SourceRegistry(pool);
     const notifications = new NotificationListener(database.url, logger);
@@ -123,11 +123,11 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       if (kind === 'key_revoked' && a) hub.closeByKey(a);
       if (kind === 'source' && a && b) sources.invalidate(Number(a), b);
       if (kind === 'peer' && b) federation.peerChanged(b);
+      if (kind === 'leases') federation.leasesReleased();
     });
     notifications.on('kite_federation', (payload) => federation.wake(payload.split(',')));
     notifications.onReconnect(() => {
       sources.invalidateAll();
-      if (kind === 'leases') federation.leasesReleased();
       pollHeads();
     });
     await notifications.start();
