@@ -29,6 +29,7 @@ import { appendOn, EventAppender } from './ingest/event-appender.js';
 import { ingestRoutes, withDeadline } from './ingest/ingest-route.js';
 import { BroadcastHub } from './listen/broadcast-hub.js';
 import { CLOSE_GOING_AWAY } from './listen/listener-socket.js';
+import { peerDeliveryObserver, readPeerGauges, registerPeerGauges } from './observability/federation-metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
@@ -64,6 +65,8 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     cleanups.unshift(() => pool.end());
     const adminToken = await loadAdminToken(pool, config.adminToken, config.dataDir);
     const metrics = createMetrics();
+    // Per-peer state and queues, read from the shared tables at scrape time (right on any node).
+    registerPeerGauges(metrics.registry, () => readPeerGauges(pool));
     const reader = new PostgresEventReader(pool);
     const hub = new BroadcastHub(reader, {
       onSent: (count, committedAt) => {
@@ -91,7 +94,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const peers = new PeerStore(pool, (err) => logger.error({ err }, 'peer change listener failed'), (client, teamId, change) =>
       appendOn(client, [{ teamId, event: peerStateChangedEvent(config.publicUrl, { ...change, to: 'healthy', reason: 'redrive' }) }], config.instanceId, internalSource));
     const federation = createFederation({
-      config, pool, logger, peers,
+      config, pool, logger, peers, observer: peerDeliveryObserver(metrics),
       appendInternal: (client, teamId, event) => appendOn(client, [{ teamId, event }], config.instanceId, internalSource),
     });
     const teams = new TeamDirectory(pool);

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../config.js';
 import type { Pool, PoolClient } from '../db/pool.js';
+import type { PeerDeliveryObserver } from '../observability/federation-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -29,6 +30,8 @@ export interface FederationDeps {
   readonly peers: PeerStore;
   /** Stores an internal event on `client`, in the caller's transaction (with the state it reports). */
   readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  /** Metrics of every delivery request. */
+  readonly observer?: PeerDeliveryObserver;
 }
 
 export interface Federation {
@@ -58,6 +61,7 @@ export function createFederation(deps: FederationDeps): Federation {
     publicUrl: deps.config.publicUrl,
     federationCaFile: deps.config.federationCaFile,
     appendInternal: deps.appendInternal,
+    ...(deps.observer ? { observer: deps.observer } : {}),
     peers: supervisedPeers(deps.peers),
     leases: () => keeper,
   });

@@ -15,6 +15,7 @@ import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
 import { peerMachine } from '../../machines/peer.js';
 import type { DeliverInput, PeerStateChange, ProbeInput } from '../../machines/peer-types.js';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import type { PeerDeliveryObserver } from '../observability/federation-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { peerStateChangedEvent } from './internal-events.js';
@@ -32,6 +33,7 @@ export interface PeerActorDeps {
   readonly federationCaFile: string | undefined;
   /** Stores an internal event on `client`, in the caller's transaction (with the state it reports). */
   readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  readonly observer?: PeerDeliveryObserver;
   /** The actor cannot go on under this lease: `lost` (taken over) or trouble on our side. */
   readonly ended: (peerId: string, why: 'lease-lost' | 'node-trouble', err: unknown) => void;
 }
@@ -61,6 +63,7 @@ export class PeerActor {
       http: () => this.http,
       bucket: this.bucket,
       appendInternal: deps.appendInternal,
+      ...(deps.observer ? { observer: deps.observer } : {}),
     });
     const effect = <Input extends DeliverInput | ProbeInput>(run: (signal: AbortSignal, timeoutMs: number) => Promise<DeliveryOutcome>) =>
       fromPromise<DeliveryOutcome, Input>(async ({ input, signal }) => {

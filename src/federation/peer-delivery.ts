@@ -11,6 +11,7 @@ import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { signStandard } from '../providers/standard-signature.js';
+import { requestOutcome, type PeerDeliveryObserver } from '../observability/federation-metrics.js';
 import { deliveryFailedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import type { PeerHttp, PeerResponse } from './peer-http.js';
@@ -40,6 +41,8 @@ export interface DeliveryDeps {
   readonly bucket: TokenBucket;
   /** Stores an internal event on `client`, in the caller's transaction. */
   readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
+  /** Told of every delivery request's outcome, size and round trip (metrics). */
+  readonly observer?: PeerDeliveryObserver;
 }
 
 interface Row {
@@ -85,9 +88,11 @@ export class PeerDelivery {
     const single = batch.length === 1;
     const body = JSON.stringify(single ? copies[0] : copies);
     const messageId = single ? `kite-d-${batch[0]!.id}` : `kite-b-${batch[0]!.id}-${batch[batch.length - 1]!.id}-${batch.length}`;
+    const started = performance.now();
     const answer = await this.post(body, messageId, single ? 'application/cloudevents+json' : 'application/cloudevents-batch+json', signal, timeoutMs);
     const status = answer.kind === 'answer' ? answer.response.status : null;
     const outcome = classify(answer, batch.length);
+    this.deps.observer?.requestFinished(peer, requestOutcome(status, batch.length), batch.length, (performance.now() - started) / 1000);
     if (outcome.tag === 'delivered') {
       await this.mark(batch, 'delivered', status, null);
       return outcome;

@@ -14,11 +14,13 @@ import type { AppContext } from '../app-context.js';
 import { coerceError, KiteError } from '../errors.js';
 import { json, type KiteRequest, type KiteResponse, type Route } from '../http/types.js';
 import { withDeadline } from '../ingest/ingest-route.js';
+import { hopLimitDrops } from '../observability/federation-metrics.js';
 import { parseCloudEvents } from '../providers/cloudevents.js';
 import { verifyStandardSignature } from '../providers/standard-signature.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { TEAM_SLUG } from '../teams/team-directory.js';
 import { InboundRateLimiter } from './inbound-rate-limit.js';
+import { federationSource } from './internal-events.js';
 import { generatePeerKey } from './peer-keys.js';
 import { inboundKeys, type PeerRecord, type PeerStore } from './peer-store.js';
 
@@ -76,6 +78,7 @@ async function receive(
   limiter.take(peer.id, peer.inboundRateLimit, events.length);
   const kept = events.filter((_, i) => !visited[i]);
   const results = await ctx.appender.appendMany(kept.map((event) => ({ teamId, event })));
+  countDrops(ctx, teamId, peer, events.length - kept.length, kept.flatMap((event, i) => (results[i]!.duplicate ? [] : [{ seq: results[i]!.seq, source: event.source, id: event.id }])));
   let next = 0;
   const items = events.map((event, i) => {
     if (visited[i]) return { id: event.id, seq: null, duplicate: false };
@@ -85,6 +88,21 @@ async function receive(
   ctx.logger.debug({ team, peer: peer.id, instanceId: peer.instanceId, events: events.length, stored: kept.length }, 'federated events received');
   const outcome = results.length > 0 && results.every((r) => r.duplicate) ? 'duplicate' : events.length === 0 ? 'probe' : 'stored';
   return { response: json(200, { items }), outcome };
+}
+
+/**
+ * kite_federation_dropped_total: chain drops are known here; hop-limit drops are decided inside
+ * the append function, so they are read back after the answer (see hopLimitDrops for why that
+ * is exact and only needed here).
+ */
+function countDrops(ctx: AppContext, teamId: number, sender: PeerRecord, chainDrops: number, fresh: { seq: number; source: string; id: string }[]): void {
+  const dropped = ctx.metrics.federationDroppedTotal;
+  if (chainDrops > 0) dropped.inc({ reason: 'chain', peer: sender.id, peer_instance: sender.instanceId }, chainDrops);
+  if (fresh.length === 0) return;
+  hopLimitDrops(ctx.pool, teamId, federationSource(ctx.config.publicUrl), fresh).then(
+    (drops) => drops.forEach((d) => dropped.inc({ reason: 'hop_limit', peer: d.peerId, peer_instance: d.instanceId }, d.count)),
+    (err: unknown) => ctx.logger.debug({ err: (err as Error).message }, 'could not count hop-limit drops'),
+  );
 }
 
 async function verifiedPeer(ctx: AppContext, peers: PeerStore, request: KiteRequest, team: string): Promise<{ teamId: number; peer: PeerRecord }> {

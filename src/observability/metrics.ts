@@ -64,6 +64,33 @@ export function createMetrics() {
       help: 'Listeners closed with 1013 because their send buffer passed 8 MiB.',
       registers: [registry],
     }),
+    // Federation, counted on this node (see federation-metrics.ts for the per-peer gauges read at scrape time).
+    peerDeliveriesTotal: new Counter({
+      name: 'kite_peer_deliveries_total',
+      help: 'Events in delivery requests sent to each peer by this node, by outcome: delivered (2xx), retried (sent again later), dead_lettered (held until a redrive).',
+      labelNames: ['peer', 'peer_instance', 'outcome'] as const,
+      registers: [registry],
+    }),
+    peerDeliverySeconds: new Histogram({
+      name: 'kite_peer_delivery_duration_seconds',
+      help: 'Round trip of one delivery request to a peer from this node (send to answer or failure), whatever the outcome.',
+      labelNames: ['peer', 'peer_instance'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    peerBatchSize: new Histogram({
+      name: 'kite_peer_batch_size',
+      help: 'Events per delivery request to a peer from this node.',
+      labelNames: ['peer', 'peer_instance'] as const,
+      buckets: [1, 2, 5, 10, 20, 50, 100],
+      registers: [registry],
+    }),
+    federationDroppedTotal: new Counter({
+      name: 'kite_federation_dropped_total',
+      help: 'Events received from peers on this node and not forwarded further: reason="chain" (already stored here, not stored again; peer is the sender) or reason="hop_limit" (stored but not forwarded; peer is the one it was not sent to).',
+      labelNames: ['reason', 'peer', 'peer_instance'] as const,
+      registers: [registry],
+    }),
     httpRequestsTotal: new Counter({
       name: 'kite_http_requests_total',
       help: 'HTTP API requests by route and status.',

@@ -23,6 +23,7 @@ import {
 } from '../api-client.js';
 import { CliError, UsageError, booleanFlag, listFlag, oneOf, requiredString, slug, stringFlag, type Parsed } from '../args.js';
 import type { Command, CommandGroup } from '../command.js';
+import { pairingCommands } from './peers-invite.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
 
@@ -427,5 +428,5 @@ const deliveries: Command = {
 export const peers: CommandGroup = {
   name: 'peers',
   summary: 'federate with other Kite instances: pair, pause, redrive, see deliveries',
-  subcommands: { add, list, show, pause: setEnabled(false), resume: setEnabled(true), rm, redrive, deliveries },
+  subcommands: { add, ...pairingCommands, list, show, pause: setEnabled(false), resume: setEnabled(true), rm, redrive, deliveries },
 };

@@ -1,0 +1,226 @@
+/**
+ * Federation metrics, in two kinds (issue 6, "metrics that explain"):
+ *
+ * - Per node, counted where the work happens (normal Prometheus practice: sum them over nodes):
+ *   deliveries by outcome, request round trips and batch sizes — reported by the peer actor through
+ *   a PeerDeliveryObserver — and events dropped by the chain rule or the hop limit (receive-route.ts).
+ * - Per instance, read from Postgres at scrape time: each peer's state, queue depth, held
+ *   (dead-lettered) deliveries and oldest pending age. A peer's actor runs on one node of a cluster,
+ *   but every node answers /metrics, so these come from the tables every node shares, never from
+ *   the local actor: each node reports the same values (aggregate them with max, not sum).
+ *
+ * The scrape-time read is one grouped query (the partial indexes on pending and dead_lettered
+ * deliveries make each count an index-only range), shared by every gauge of a scrape, cached for
+ * a second, and raced against a deadline: a slow or absent database leaves the gauges empty and
+ * counts a collection failure, it never hangs /metrics.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Pool } from '../db/pool.js';
+import type { Metrics } from './metrics.js';
+
+export interface ObservedPeer {
+  readonly id: string;
+  readonly instanceId: string;
+}
+
+/**
+ * What one delivery request did to its events: `delivered` (2xx); `retried` (they stay queued
+ * and are sent again: a retryable failure, a 429, or a 413 or other 4xx to a batch, which is split
+ * or re-sent one by one); `dead_lettered` (held until a redrive or a good probe: a 4xx to a single
+ * event, or 401/403/404, which dead-letters the peer).
+ */
+export type DeliveryRequestOutcome = 'delivered' | 'retried' | 'dead_lettered';
+
+/** Told by the peer actor's delivery (federation/peer-delivery.ts) after each delivery request. */
+export interface PeerDeliveryObserver {
+  requestFinished(peer: ObservedPeer, outcome: DeliveryRequestOutcome, batchSize: number, seconds: number): void;
+}
+
+export const NO_DELIVERY_OBSERVER: PeerDeliveryObserver = { requestFinished: () => {} };
+
+/**
+ * The outcome of a request from its HTTP status (null: no answer), as contract §5 "Outcomes the
+ * sender acts on" and peer-delivery.ts treat it: 2xx delivered; 401/403/404 dead-letter the peer;
+ * another 4xx (413 included) dead-letters a single event, while a batch is split or re-sent one by
+ * one; no answer, 3xx, 408, 429 and 5xx are retried.
+ */
+export function requestOutcome(status: number | null, batchSize: number): DeliveryRequestOutcome {
+  if (status === null) return 'retried';
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 401 || status === 403 || status === 404) return 'dead_lettered';
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429) return batchSize === 1 ? 'dead_lettered' : 'retried';
+  return 'retried';
+}
+
+export function peerDeliveryObserver(metrics: Pick<Metrics, 'peerDeliveriesTotal' | 'peerDeliverySeconds' | 'peerBatchSize'>): PeerDeliveryObserver {
+  return {
+    requestFinished(peer, outcome, batchSize, seconds) {
+      const labels = { peer: peer.id, peer_instance: peer.instanceId };
+      if (batchSize > 0) metrics.peerDeliveriesTotal.inc({ ...labels, outcome }, batchSize);
+      metrics.peerDeliverySeconds.observe(labels, seconds);
+      metrics.peerBatchSize.observe(labels, batchSize);
+    },
+  };
+}
+
+// ── scrape-time gauges ─────────────────────────────────────────────────────────────────────
+
+export const PEER_STATES = ['healthy', 'backing-off', 'rate-limited', 'dead-lettered'] as const;
+
+export interface PeerGaugeRow {
+  readonly id: string;
+  readonly instanceId: string;
+  readonly state: string;
+  readonly enabled: boolean;
+  readonly pending: number;
+  readonly held: number;
+  /** Age of the head of the queue (the pending delivery sent next); 0 when nothing is pending. */
+  readonly oldestPendingSeconds: number;
+}
+
+/**
+ * Live peers (paused ones included) with their queue. The oldest pending delivery is the head
+ * of the queue (lowest event seq: redriven deliveries go back ahead of newer ones), found with
+ * one probe of the `federation_deliveries_queue` index.
+ */
+const PEER_GAUGES_SQL = `
+  SELECT p.id, p.instance_id, p.state, p.enabled,
+         (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'pending')::int AS pending,
+         (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'dead_lettered')::int AS held,
+         coalesce((SELECT extract(epoch FROM now() - d.created_at) FROM federation_deliveries d
+                    WHERE d.peer_id = p.id AND d.status = 'pending' ORDER BY d.event_seq LIMIT 1), 0)::float8 AS oldest
+    FROM peers p
+   WHERE p.deleted_at IS NULL`;
+
+export async function readPeerGauges(pool: Pool): Promise<PeerGaugeRow[]> {
+  const result = await pool.query<{ id: string; instance_id: string; state: string; enabled: boolean; pending: number; held: number; oldest: number }>(PEER_GAUGES_SQL);
+  return result.rows.map((r) => ({
+    id: r.id, instanceId: r.instance_id, state: r.state, enabled: r.enabled, pending: r.pending, held: r.held,
+    oldestPendingSeconds: Math.max(0, r.oldest),
+  }));
+}
+
+export interface PeerGaugeOptions {
+  /** A scrape within this long of the last read reuses it (several gauges, several scrapers). */
+  readonly cacheMs?: number;
+  /** Past this, the scrape goes on without the peer gauges. */
+  readonly deadlineMs?: number;
+}
+
+/**
+ * Registers the per-peer gauges, filled at scrape time from `load` (readPeerGauges on the pool).
+ * One read serves every gauge of a scrape; a read still running is shared, never repeated, so a
+ * hung database costs one query however often /metrics is scraped.
+ */
+export function registerPeerGauges(registry: Registry, load: () => Promise<readonly PeerGaugeRow[]>, options: PeerGaugeOptions = {}): void {
+  const cacheMs = options.cacheMs ?? 1000;
+  const deadlineMs = options.deadlineMs ?? 2000;
+  let last: { at: number; rows: readonly PeerGaugeRow[] } | undefined;
+  // The database read, shared until it settles: a hung database is asked once, however often scraped.
+  let reading: Promise<readonly PeerGaugeRow[]> | undefined;
+  // One scrape's wait for it (with its deadline), shared by the gauges of that scrape.
+  let attempt: Promise<readonly PeerGaugeRow[] | undefined> | undefined;
+  const rows = (): Promise<readonly PeerGaugeRow[] | undefined> => {
+    if (last && Date.now() - last.at < cacheMs) return Promise.resolve(last.rows);
+    attempt ??= (async () => {
+      reading ??= load()
+        .then((loaded) => {
+          last = { at: Date.now(), rows: loaded };
+          return loaded;
+        })
+        .finally(() => (reading = undefined));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), deadlineMs)));
+      try {
+        const answer = await Promise.race([reading, deadline]);
+        if (answer === undefined) failures.inc();
+        return answer;
+      } catch {
+        failures.inc();
+        return undefined;
+      } finally {
+        clearTimeout(timer);
+        attempt = undefined;
+      }
+    })();
+    return attempt;
+  };
+  const failures = new Counter({
+    name: 'kite_peer_metrics_collect_failures_total',
+    help: 'Scrapes on this node whose per-peer gauges were left out because the database failed or did not answer in time.',
+    registers: [registry],
+    // Collected alongside the gauges: waits for this scrape's read, so its failure counts in it.
+    async collect() {
+      await rows();
+    },
+  });
+  const labelNames = ['peer', 'peer_instance'] as const;
+  const gauge = (name: string, help: string, value: (row: PeerGaugeRow) => number) =>
+    new Gauge({
+      name, help, labelNames, registers: [registry],
+      async collect() {
+        const snapshot = await rows();
+        this.reset();
+        for (const row of snapshot ?? []) this.set({ peer: row.id, peer_instance: row.instanceId }, value(row));
+      },
+    });
+  new Gauge({
+    name: 'kite_peer_state',
+    help: 'Each peer\'s delivery state: 1 for its current state, 0 for the others. Read from the database at scrape time: every node of an instance reports the same value.',
+    labelNames: ['peer', 'peer_instance', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      const snapshot = await rows();
+      this.reset();
+      for (const row of snapshot ?? []) {
+        for (const state of PEER_STATES) this.set({ peer: row.id, peer_instance: row.instanceId, state }, row.state === state ? 1 : 0);
+      }
+    },
+  });
+  gauge('kite_peer_enabled', 'Whether delivery to the peer is enabled (1) or paused (0). Instance-wide, read at scrape time.', (r) => (r.enabled ? 1 : 0));
+  gauge('kite_peer_queue_depth', 'Deliveries pending for each peer (its queue). Instance-wide, read from the database at scrape time.', (r) => r.pending);
+  gauge('kite_peer_held_deliveries', 'Deliveries held as dead_lettered for each peer until a redrive or a good probe. Instance-wide, read at scrape time.', (r) => r.held);
+  gauge('kite_peer_oldest_pending_age_seconds', 'Age of the oldest pending delivery of each peer (the head of its queue); 0 when none. Instance-wide, read at scrape time.', (r) => r.oldestPendingSeconds);
+}
+
+// ── hop-limit drops ────────────────────────────────────────────────────────────────────────
+
+/**
+ * How many `kite.federation.delivery_failed` events with reason `hop_limit` the append function
+ * stored for these events, by the peer each was not forwarded to.
+ *
+ * Why here and like this: the drop is decided inside `kite_append_events` (migration 0003), whose
+ * result carries only (ord, seq, duplicate). Its drop events are numbered right after their
+ * group commit's own events, so they lie between our first fresh seq and the team's head, and name
+ * the dropped event in `data`: one read of that primary-key range, right after the commit, counts
+ * exactly ours. Only events received from a peer can reach a hop limit (ingest and publish strip
+ * `kite*` extensions, so their hops are 0, and maxHops is at least 1), so the receive route, which
+ * already knows it appended federated events, is the only caller, and the count is per node like
+ * the chain drops. It runs after the answer is sent and costs one indexed read per received
+ * request that stored something.
+ */
+const HOP_DROPS_SQL = `
+  SELECT e.event -> 'data' ->> 'peerId' AS peer_id, e.event -> 'data' ->> 'instanceId' AS instance_id, count(*)::int AS n
+    FROM events e
+   WHERE e.team_id = $1 AND e.seq > $2 AND e.seq <= (SELECT head FROM teams WHERE id = $1)
+     AND e.type = 'kite.federation.delivery_failed' AND e.source = $3
+     AND e.event -> 'data' ->> 'reason' = 'hop_limit'
+     AND (e.event -> 'data' ->> 'eventSource', e.event -> 'data' ->> 'eventId') IN (SELECT * FROM unnest($4::text[], $5::text[]))
+   GROUP BY 1, 2`;
+
+export interface HopDrop {
+  readonly peerId: string;
+  readonly instanceId: string;
+  readonly count: number;
+}
+
+export async function hopLimitDrops(
+  pool: Pool, teamId: number, federationSource: string, fresh: readonly { seq: number; source: string; id: string }[],
+): Promise<HopDrop[]> {
+  if (fresh.length === 0) return [];
+  const firstSeq = Math.min(...fresh.map((e) => e.seq));
+  const result = await pool.query<{ peer_id: string; instance_id: string; n: number }>(HOP_DROPS_SQL, [
+    teamId, firstSeq, federationSource, fresh.map((e) => e.source), fresh.map((e) => e.id),
+  ]);
+  return result.rows.map((r) => ({ peerId: r.peer_id, instanceId: r.instance_id, count: r.n }));
+}
