@@ -38,6 +38,17 @@ async function secondNode(instance: Instance, databaseUrl = instance.db.url): Pr
   return node;
 }
 
+/** A TCP proxy in front of the instance's database, so a test can cut or freeze it for one node. */
+async function databaseProxy(instance: Instance): Promise<{ proxy: TcpProxy; viaProxy: string }> {
+  const target = new URL(instance.db.url);
+  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  const viaProxy = new URL(instance.db.url);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(await proxy.start());
+  s.onCleanup(() => proxy.stop());
+  return { proxy, viaProxy: viaProxy.toString() };
+}
+
 /** Live leases: peer ID → owner node. */
 async function owners(instance: Instance): Promise<Map<string, string>> {
   const rows = await instance.db.query<{ peer_id: string; node_id: string }>('SELECT peer_id, node_id FROM peer_leases WHERE expires_at > now()');
@@ -125,14 +136,9 @@ describe('cluster - peer leases', () => {
   it('cluster - a node whose database hangs loses its peers within 10 s and gets its share back when it returns', async () => {
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
-    const target = new URL(a.db.url);
-    const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
-    const viaProxy = new URL(a.db.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(await proxy.start());
-    s.onCleanup(() => proxy.stop());
+    const { proxy, viaProxy } = await databaseProxy(a);
     const peers = await idlePeers(a, b, 4);
-    await secondNode(a, viaProxy.toString());
+    await secondNode(a, viaProxy);
     const [first] = await liveNodes(a);
     await spreadAs(a, peers, (c) => c.size === 2 && [...c.values()].every((n) => n === 2), 'the 4 peers spread 2 and 2');
 
@@ -192,14 +198,9 @@ describe('cluster - peer leases', () => {
     const b = await s.instance('kite-b');
     const a = await s.instance('kite-a');
     // A second node of A reaches the database through a proxy that the test cuts; A's first node is stopped.
-    const target = new URL(a.db.url);
-    const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
-    const viaProxy = new URL(a.db.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(await proxy.start());
-    s.onCleanup(() => proxy.stop());
+    const { proxy, viaProxy } = await databaseProxy(a);
     await s.down(a);
-    const node = await secondNode(a, viaProxy.toString());
+    const node = await secondNode(a, viaProxy);
     const gateway = new FlakyPeer(b.url, s.tls);
     await gateway.start();
     s.onCleanup(() => gateway.stop());
