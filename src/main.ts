@@ -36,6 +36,7 @@ import { opsRoutes } from './ops/ops-routes.js';
 import { ensureDemo, quickstartBanner } from './ops/quickstart.js';
 import { SourceRegistry } from './sources/source-registry.js';
 import { TeamDirectory } from './teams/team-directory.js';
+import { uiRoutes } from './ui/ui-routes.js';
 import { VERSION } from './version.js';
 
 export interface RunningKite {
@@ -160,6 +161,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const server = await startHttpServer(ctx, [
       ...opsRoutes(ctx), ...teamRoutes(ctx), ...keyRoutes(ctx), ...sourceRoutes(ctx), ...eventRoutes(ctx),
       ...peerRoutes(ctx, peers), ...receiveRoutes(ctx, peers), ...ingestRoutes(ctx),
+      ...uiRoutes(ctx),
     ]);
     const scheme = config.tls ? 'https' : 'http';
     const localUrl = `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${server.port}`;

@@ -1,11 +1,13 @@
 /**
- * The uWebSockets.js server: HTTP routes and the listen WebSocket on one port, plain or TLS
+ * The uWebSockets.js server: HTTP routes, the listen WebSocket and other socket routes (closed when
+ * it stops listening) on one port, plain or TLS
  * (KITE_TLS_CERT_FILE/KEY_FILE: then HTTPS and WSS only). The only module that creates a uWS app.
  */
 import uWS from 'uWebSockets.js';
 import type { AppContext } from '../app-context.js';
 import { mountListenEndpoint, mountListenFallback } from './listen-endpoint.js';
 import { mountRoutes } from './routes.js';
+import { mountSocketRoute, type SocketRoute } from './socket-route.js';
 import type { Route } from './types.js';
 
 export interface HttpServer {
@@ -18,7 +20,7 @@ export interface HttpServer {
   idle(): Promise<void>;
 }
 
-export async function startHttpServer(ctx: AppContext, routes: readonly Route[]): Promise<HttpServer> {
+export async function startHttpServer(ctx: AppContext, routes: readonly (Route | SocketRoute)[]): Promise<HttpServer> {
   const { config } = ctx;
   const app = config.tls ? uWS.SSLApp({ cert_file_name: config.tls.certFile, key_file_name: config.tls.keyFile }) : uWS.App();
   let draining = false;
@@ -34,7 +36,8 @@ export async function startHttpServer(ctx: AppContext, routes: readonly Route[])
   const isDraining = () => draining;
   mountListenEndpoint(app, ctx, isDraining);
   mountListenFallback(app);
-  mountRoutes(app, routes, {
+  const closeSockets = routes.flatMap((r) => (r.method === 'ws' ? [mountSocketRoute(app, r, isDraining)] : []));
+  mountRoutes(app, routes.filter((r): r is Route => r.method !== 'ws'), {
     maxBodyBytes: config.maxBodyBytes,
     logger: ctx.logger,
     isDraining,
@@ -55,6 +58,7 @@ export async function startHttpServer(ctx: AppContext, routes: readonly Route[])
       if (!listening) return;
       listening = false;
       uWS.us_listen_socket_close(listenSocket);
+      closeSockets.forEach((close) => close(1001, 'server shutting down'));
     },
     startDraining() {
       draining = true;
