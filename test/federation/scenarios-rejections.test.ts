@@ -176,6 +176,8 @@ describe('federation - the receiving side says no', () => {
     })));
     // One event's refusal is not the peer's.
     expect(await stateChanges(a, aPeerId)).toEqual([]);
+    // B's listener can see the last event before A has marked it delivered (A marks on B's answer).
+    await until(async () => (await getPeer(a, aPeerId)).delivered === 10, 'A to count 10 delivered');
     expect(await getPeer(a, aPeerId)).toMatchObject({ state: 'healthy', deadLettered: 2, delivered: 10 });
 
     proxy.decide = () => 'pass';
