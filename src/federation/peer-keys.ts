@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isStandardSecret } from '../providers/standard-signature.js';
+import type { PeerRecord } from './peer-record.js';
 
 /** How long the key replaced by a rotation still signs (outbound) and verifies (inbound). */
 export const KEY_GRACE_MS = 24 * 60 * 60 * 1000;
@@ -34,4 +35,14 @@ export function keysInForce(slot: KeySlot, now: Date): string[] {
     keys.push(slot.previous);
   }
   return keys;
+}
+
+/** Keys that verify a peer's requests to us at `now`: current, then previous within 24 h. */
+export function inboundKeys(peer: PeerRecord, now: Date): string[] {
+  return keysInForce({ current: peer.inboundKey, previous: peer.inboundKeyPrevious, rotatedAt: peer.inboundKeyRotatedAt }, now);
+}
+
+/** Keys to sign our requests to a peer with at `now` (all of them, one signature entry each). */
+export function outboundKeys(peer: PeerRecord, now: Date): string[] {
+  return keysInForce({ current: peer.outboundKey, previous: peer.outboundKeyPrevious, rotatedAt: peer.outboundKeyRotatedAt }, now);
 }

@@ -9,8 +9,10 @@ import { KiteError } from '../errors.js';
 import { parseJsonBody, parseLimit } from '../http/json-body.js';
 import { json, type KiteRequest, type Route } from '../http/types.js';
 import { z } from 'zod';
+import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus } from './delivery-listing.js';
 import { mergeSettings, parseNewPeer, parsePeerPatch } from './peer-input.js';
-import { DELIVERY_STATUSES, type DeliveryRecord, type DeliveryStatus, type PeerStore, type PeerWithCounts } from './peer-store.js';
+import type { PeerWithCounts } from './peer-record.js';
+import type { PeerStore } from './peer-store.js';
 
 const anyJson = z.unknown();
 

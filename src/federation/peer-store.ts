@@ -1,9 +1,10 @@
 /**
- * A team's peers (table `peers`, migration 0002) and the reads of their deliveries that the
- * Peers API shows. The rest of federation reads peers through here: the forwarding rule
- * (`listLivePeers`), the supervisor of peer actors (`listAllEnabledPeers`, `findPeer`,
- * `onPeerChanged`), the receive route (`findLivePeerByInstance`, `inboundKeys`) and outbound
- * delivery (`outboundKeys`).
+ * A team's peers (table `peers`, migration 0002): the store the rest of federation reads and
+ * changes them through. The forwarding rule reads `listLivePeers`, the supervisor of peer actors
+ * `findPeer` and `onPeerChanged`, the receive route `findLivePeerByInstance`, and the Peers API
+ * the rest, including the deliveries listing (delivery-listing.ts). The record, its row mapping
+ * and the keys in force live in peer-record.ts and peer-keys.ts; the SQL of the reads in
+ * peer-queries.ts.
  *
  * Every change (create, patch, delete, redrive) runs in one transaction that also sends
  * `pg_notify('kite_config', 'peer:<team id>:<peer id>')`, delivered to every node at commit; after
@@ -16,67 +17,15 @@
 import { randomUUID } from 'node:crypto';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import { KiteError } from '../errors.js';
-import { keysInForce } from './peer-keys.js';
-import type { NewPeer, PeerSettings, PeerState, RateLimit, RetryPolicy } from './peer-input.js';
-
-export interface PeerRecord extends PeerSettings {
-  readonly id: string;
-  readonly teamId: number;
-  readonly outboundKey: string;
-  readonly outboundKeyPrevious: string | null;
-  readonly outboundKeyRotatedAt: Date | null;
-  readonly inboundKey: string;
-  readonly inboundKeyPrevious: string | null;
-  readonly inboundKeyRotatedAt: Date | null;
-  readonly state: PeerState;
-  /** Failed attempts since the last delivery (the actor's persisted count). */
-  readonly attempts: number;
-  readonly lastError: string | null;
-  readonly createdAt: Date;
-  readonly deletedAt: Date | null;
-}
-
-export interface DeliveryCounts {
-  readonly pending: number;
-  readonly delivered: number;
-  readonly deadLettered: number;
-}
-
-export type PeerWithCounts = PeerRecord & DeliveryCounts;
+import { listDeliveries, type DeliveryFilter, type DeliveryRecord } from './delivery-listing.js';
+import type { NewPeer, PeerSettings } from './peer-input.js';
+import * as queries from './peer-queries.js';
+import { COLUMNS, PEER_ID, toRecord, unknownPeer, type PeerRecord, type PeerRow, type PeerWithCounts } from './peer-record.js';
 
 export interface PeerChange {
   readonly kind: 'created' | 'updated' | 'deleted' | 'redriven';
   readonly teamId: number;
   readonly peerId: string;
-}
-
-export const DELIVERY_STATUSES = ['pending', 'delivered', 'dead_lettered'] as const;
-export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
-
-export interface DeliveryFilter {
-  readonly peerId?: string;
-  readonly status?: DeliveryStatus;
-  readonly limit: number;
-}
-
-export interface DeliveryRecord {
-  /** Kite's opaque id of the delivery (a bigint in the table, a string in the API). */
-  readonly id: string;
-  readonly eventId: string;
-  readonly eventSource: string;
-  readonly eventType: string;
-  readonly peerId: string;
-  readonly status: DeliveryStatus;
-  readonly attempts: number;
-  readonly lastStatusCode: number | null;
-  readonly lastError: string | null;
-  readonly createdAt: Date;
-  readonly deliveredAt: Date | null;
-}
-
-interface DeliveryRow {
-  id: number; event_id: string; event_source: string; event_type: string; peer_id: string; status: DeliveryStatus;
-  attempts: number; last_status_code: number | null; last_error: string | null; created_at: Date; delivered_at: Date | null;
 }
 
 export type PeerChangeListener = (change: PeerChange) => void;
@@ -88,53 +37,12 @@ export interface PeerUpdate {
   readonly inboundKey?: string;
 }
 
-/** Keys that verify a peer's requests to us at `now`: current, then previous within 24 h. */
-export function inboundKeys(peer: PeerRecord, now: Date): string[] {
-  return keysInForce({ current: peer.inboundKey, previous: peer.inboundKeyPrevious, rotatedAt: peer.inboundKeyRotatedAt }, now);
-}
-
-/** Keys to sign our requests to a peer with at `now` (all of them, one signature entry each). */
-export function outboundKeys(peer: PeerRecord, now: Date): string[] {
-  return keysInForce({ current: peer.outboundKey, previous: peer.outboundKeyPrevious, rotatedAt: peer.outboundKeyRotatedAt }, now);
-}
-
-export const PEER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const COLUMNS = `p.id, p.team_id, p.instance_id, p.url, p.remote_team, p.scopes, p.max_hops, p.rate_limit,
-  p.inbound_rate_limit, p.retry, p.enabled, p.outbound_key, p.outbound_key_previous, p.outbound_key_rotated_at,
-  p.inbound_key, p.inbound_key_previous, p.inbound_key_rotated_at, p.state, p.attempts, p.last_error,
-  p.created_at, p.deleted_at`;
-
-// One pass over the peer's deliveries (index on (peer_id, event_seq)); discarded rows count nowhere.
-const COUNTS = `LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE d.status = 'pending') AS pending,
-           count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
-           count(*) FILTER (WHERE d.status = 'dead_lettered') AS dead_lettered
-      FROM federation_deliveries d WHERE d.peer_id = p.id) c ON true`;
-
-interface PeerRow {
-  id: string; team_id: number; instance_id: string; url: string; remote_team: string; scopes: string[];
-  max_hops: number; rate_limit: RateLimit; inbound_rate_limit: RateLimit; retry: RetryPolicy; enabled: boolean;
-  outbound_key: string; outbound_key_previous: string | null; outbound_key_rotated_at: Date | null;
-  inbound_key: string; inbound_key_previous: string | null; inbound_key_rotated_at: Date | null;
-  state: PeerState; attempts: number; last_error: string | null; created_at: Date; deleted_at: Date | null;
-}
-
-type CountedRow = PeerRow & { pending: number; delivered: number; dead_lettered: number };
-
-function toRecord(row: PeerRow): PeerRecord {
-  return {
-    id: row.id, teamId: row.team_id, instanceId: row.instance_id, url: row.url, remoteTeam: row.remote_team,
-    scopes: row.scopes, maxHops: row.max_hops, rateLimit: row.rate_limit, inboundRateLimit: row.inbound_rate_limit,
-    retry: row.retry, enabled: row.enabled,
-    outboundKey: row.outbound_key, outboundKeyPrevious: row.outbound_key_previous, outboundKeyRotatedAt: row.outbound_key_rotated_at,
-    inboundKey: row.inbound_key, inboundKeyPrevious: row.inbound_key_previous, inboundKeyRotatedAt: row.inbound_key_rotated_at,
-    state: row.state, attempts: row.attempts, lastError: row.last_error, createdAt: row.created_at, deletedAt: row.deleted_at,
-  };
-}
-
-function toCounted(row: CountedRow): PeerWithCounts {
-  return { ...toRecord(row), pending: row.pending ?? 0, delivered: row.delivered ?? 0, deadLettered: row.dead_lettered ?? 0 };
+/** A redrive of a paused peer that was not `healthy`: the change its `peer_state_changed` reports. */
+export interface RedriveOfPaused {
+  readonly peerId: string;
+  readonly instanceId: string;
+  readonly from: PeerRecord['state'];
+  readonly held: number;
 }
 
 function isLiveInstanceConflict(err: unknown): boolean {
@@ -144,18 +52,6 @@ function isLiveInstanceConflict(err: unknown): boolean {
 
 function conflict(instanceId: string): KiteError {
   return new KiteError('conflict', `Instance ${JSON.stringify(instanceId)} is already a peer of this team.`);
-}
-
-function unknownPeer(id: string): KiteError {
-  return new KiteError('not_found', `Peer ${JSON.stringify(id)} does not exist in this team.`);
-}
-
-/** A redrive of a paused peer that was not `healthy`: the change its `peer_state_changed` reports. */
-export interface RedriveOfPaused {
-  readonly peerId: string;
-  readonly instanceId: string;
-  readonly from: PeerRecord['state'];
-  readonly held: number;
 }
 
 export class PeerStore {
@@ -172,31 +68,17 @@ export class PeerStore {
     private readonly recordRedrive?: (client: PoolClient, teamId: number, change: RedriveOfPaused) => Promise<unknown>,
   ) {}
 
-  /** Any peer by id, deleted or not (a deleted one has `deletedAt`), for re-reading after a change. */
-  async findPeer(id: string): Promise<PeerRecord | undefined> {
-    if (!PEER_ID.test(id)) return undefined;
-    const result = await this.pool.query<PeerRow>(`SELECT ${COLUMNS} FROM peers p WHERE p.id = $1`, [id]);
-    return result.rows[0] && toRecord(result.rows[0]);
+  // The reads, on the pool: peer-queries.ts says what each returns.
+  findPeer(id: string): Promise<PeerRecord | undefined> {
+    return queries.findPeer(this.pool, id);
   }
 
-  /** The team's peers that are not deleted, enabled or paused (the forwarding rule's peers). */
-  async listLivePeers(teamId: number): Promise<PeerRecord[]> {
-    const result = await this.pool.query<PeerRow>(
-      `SELECT ${COLUMNS} FROM peers p WHERE p.team_id = $1 AND p.deleted_at IS NULL ORDER BY p.created_at, p.id`, [teamId]);
-    return result.rows.map(toRecord);
+  listLivePeers(teamId: number): Promise<PeerRecord[]> {
+    return queries.listLivePeers(this.pool, teamId);
   }
 
-  /** Every live, enabled peer of every team (the peers that need a delivery actor). */
-  async listAllEnabledPeers(): Promise<PeerRecord[]> {
-    const result = await this.pool.query<PeerRow>(
-      `SELECT ${COLUMNS} FROM peers p WHERE p.deleted_at IS NULL AND p.enabled ORDER BY p.team_id, p.created_at, p.id`);
-    return result.rows.map(toRecord);
-  }
-
-  async findLivePeerByInstance(teamId: number, instanceId: string): Promise<PeerRecord | undefined> {
-    const result = await this.pool.query<PeerRow>(
-      `SELECT ${COLUMNS} FROM peers p WHERE p.team_id = $1 AND p.instance_id = $2 AND p.deleted_at IS NULL`, [teamId, instanceId]);
-    return result.rows[0] && toRecord(result.rows[0]);
+  findLivePeerByInstance(teamId: number, instanceId: string): Promise<PeerRecord | undefined> {
+    return queries.findLivePeerByInstance(this.pool, teamId, instanceId);
   }
 
   /** Hears every change made through this store on this node, right after it commits. */
@@ -225,28 +107,16 @@ export class PeerStore {
     return { ...toRecord(row), pending: 0, delivered: 0, deadLettered: 0 };
   }
 
-  async listWithCounts(teamId: number): Promise<PeerWithCounts[]> {
-    const result = await this.pool.query<CountedRow>(
-      `SELECT ${COLUMNS}, c.* FROM peers p ${COUNTS}
-        WHERE p.team_id = $1 AND p.deleted_at IS NULL ORDER BY p.created_at, p.id`, [teamId]);
-    return result.rows.map(toCounted);
+  listWithCounts(teamId: number): Promise<PeerWithCounts[]> {
+    return queries.listWithCounts(this.pool, teamId);
   }
 
-  /** A live peer of the team; 404 when unknown, deleted or another team's. */
-  async getWithCounts(teamId: number, id: string, client: Pool | PoolClient = this.pool): Promise<PeerWithCounts> {
-    if (!PEER_ID.test(id)) throw unknownPeer(id);
-    const result = await client.query<CountedRow>(
-      `SELECT ${COLUMNS}, c.* FROM peers p ${COUNTS}
-        WHERE p.id = $1 AND p.team_id = $2 AND p.deleted_at IS NULL`, [id, teamId]);
-    if (!result.rows[0]) throw unknownPeer(id);
-    return toCounted(result.rows[0]);
+  getWithCounts(teamId: number, id: string, client: Pool | PoolClient = this.pool): Promise<PeerWithCounts> {
+    return queries.getWithCounts(client, teamId, id);
   }
 
-  /** True for a peer of the team, deleted ones included (their history stays readable). */
-  async existsInTeam(teamId: number, id: string): Promise<boolean> {
-    if (!PEER_ID.test(id)) return false;
-    const result = await this.pool.query('SELECT 1 FROM peers WHERE id = $1 AND team_id = $2', [id, teamId]);
-    return result.rows.length > 0;
+  existsInTeam(teamId: number, id: string): Promise<boolean> {
+    return queries.existsInTeam(this.pool, teamId, id);
   }
 
   /**
@@ -331,21 +201,8 @@ export class PeerStore {
     });
   }
 
-  /** The team's deliveries, newest first; `discarded` ones (of deleted peers) are not listed. */
-  async listDeliveries(teamId: number, filter: DeliveryFilter): Promise<DeliveryRecord[]> {
-    const result = await this.pool.query<DeliveryRow>(
-      `SELECT id, event_id, event_source, event_type, peer_id, status, attempts, last_status_code, last_error, created_at, delivered_at
-         FROM federation_deliveries
-        WHERE team_id = $1 AND status <> 'discarded'
-          AND ($2::uuid IS NULL OR peer_id = $2::uuid) AND ($3::text IS NULL OR status = $3::text)
-        ORDER BY id DESC LIMIT $4`,
-      [teamId, filter.peerId ?? null, filter.status ?? null, filter.limit],
-    );
-    return result.rows.map((r) => ({
-      id: String(r.id), eventId: r.event_id, eventSource: r.event_source, eventType: r.event_type, peerId: r.peer_id,
-      status: r.status, attempts: r.attempts, lastStatusCode: r.last_status_code, lastError: r.last_error,
-      createdAt: r.created_at, deliveredAt: r.delivered_at,
-    }));
+  listDeliveries(teamId: number, filter: DeliveryFilter): Promise<DeliveryRecord[]> {
+    return listDeliveries(this.pool, teamId, filter);
   }
 
   private async changing<T>(kind: PeerChange['kind'], teamId: number, peerId: string, change: (client: PoolClient) => Promise<T>): Promise<T> {

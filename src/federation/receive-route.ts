@@ -21,8 +21,9 @@ import type { NormalizedEvent } from '../providers/types.js';
 import { TEAM_SLUG } from '../teams/team-directory.js';
 import { InboundRateLimiter } from './inbound-rate-limit.js';
 import { federationSource } from './internal-events.js';
-import { generatePeerKey } from './peer-keys.js';
-import { inboundKeys, type PeerRecord, type PeerStore } from './peer-store.js';
+import { generatePeerKey, inboundKeys } from './peer-keys.js';
+import type { PeerRecord } from './peer-record.js';
+import type { PeerStore } from './peer-store.js';
 
 export const PEER_HEADER = 'kite-peer';
 

@@ -1,6 +1,8 @@
 /** The supervisor's view of the peers table, read through the PeerStore. */
 import type { PeerState, RetryPolicy } from '../../machines/peer-types.js';
-import { outboundKeys, type PeerRecord, type PeerStore } from './peer-store.js';
+import { outboundKeys } from './peer-keys.js';
+import type { PeerRecord } from './peer-record.js';
+import type { PeerStore } from './peer-store.js';
 
 export interface SupervisedPeer {
   readonly id: string;

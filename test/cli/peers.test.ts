@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCommand } from '../../src/cli/args.js';
-import { newPeerBody, peers, shellQuote } from '../../src/cli/commands/peers.js';
+import { peers } from '../../src/cli/commands/peers.js';
+import { shellQuote } from '../../src/cli/commands/peers-add.js';
+import { newPeerBody } from '../../src/cli/commands/peers-flags.js';
 import { assertFreshBuild, cleanEnv, runKite, startFakeKite, tempDir, type Answer, type FakeKite, type Recorded } from './helpers.js';
 
 assertFreshBuild();

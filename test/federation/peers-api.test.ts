@@ -8,7 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { parseNewPeer } from '../../src/federation/peer-input.js';
-import { outboundKeys, inboundKeys, PeerStore, type PeerChange } from '../../src/federation/peer-store.js';
+import { outboundKeys, inboundKeys } from '../../src/federation/peer-keys.js';
+import { PeerStore, type PeerChange } from '../../src/federation/peer-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { refusedWithoutChange } from '../support/assertions.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -544,7 +545,7 @@ describe('peers - what the rest of federation reads', () => {
     expect(inboundKeys(record, new Date(rotatedAt + 24 * 3600_000 + 1000))).toEqual([KEY_A]);
   });
 
-  it('peers - the store finds live peers by team and instance, lists enabled ones, and still finds a deleted one by id', async () => {
+  it('peers - the store finds live peers by team and instance and still finds a deleted one by id; only the live, unpaused one is enabled', async () => {
     const live = await createPeer('other', { instanceId: 'instance-lookup' });
     const paused = await createPeer('other', { enabled: false });
     const gone = await createPeer('other');
@@ -555,7 +556,7 @@ describe('peers - what the rest of federation reads', () => {
     const liveIds = (await store.listLivePeers(teamIds['other']!)).map((p) => p.id);
     expect(liveIds).toEqual(expect.arrayContaining([live.id, paused.id]));
     expect(liveIds).not.toContain(gone.id);
-    const enabledIds = (await store.listAllEnabledPeers()).map((p) => p.id);
+    const enabledIds = (await db.query<{ id: string }>('SELECT id FROM peers WHERE deleted_at IS NULL AND enabled')).map((p) => p.id);
     expect(enabledIds).toContain(live.id);
     expect(enabledIds).not.toContain(paused.id);
     expect(enabledIds).not.toContain(gone.id);

@@ -12,10 +12,8 @@
 import { CLIENT_ENV, CLIENT_FLAGS, KITE_URL_FLAG, TEAM_FLAG, apiRequest, printJson, resolveClient, teamPath, type Client } from '../api-client.js';
 import { CliError, UsageError, listFlag, requiredString, slug, stringFlag, type FlagSpec, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
+import { newPeerBody } from './peers-flags.js';
 
-// peers.ts registers these commands, so its request-body builder is loaded on use, not imported.
-type BodyBuilder = (p: Parsed) => Record<string, unknown>;
-const loadBodyBuilder = async (): Promise<BodyBuilder> => (await import('./peers.js')).newPeerBody;
 
 const DEFAULT_EXPIRY = '24h';
 const MAX_EXPIRY_MS = 30 * 86_400_000;
@@ -69,7 +67,7 @@ function expiresIn(p: Parsed): number {
 }
 
 /** `--scopes`-style patterns from another flag, validated by the same rules. */
-function patternsOf(newPeerBody: BodyBuilder, p: Parsed, flag: string): string[] | undefined {
+function patternsOf(p: Parsed, flag: string): string[] | undefined {
   if (listFlag(p, flag).length === 0) return undefined;
   return newPeerBody({ spec: p.spec, values: { 'instance-id': 'x', url: 'https://x', scopes: listFlag(p, flag) }, positionals: [] })['scopes'] as string[];
 }
@@ -116,9 +114,8 @@ const invite: Command = {
   },
   async run(p: Parsed) {
     const team = slug(p, 'team', requiredString(p, 'team'));
-    const newPeerBody = await loadBodyBuilder();
     const body = newPeerBody(p);
-    const returnScopes = patternsOf(newPeerBody, p, 'return-scopes');
+    const returnScopes = patternsOf(p, 'return-scopes');
     const expiresAt = new Date(Date.now() + expiresIn(p)).toISOString();
     const client = await resolveClient(p, 'kite-url');
     const self = await thisInstance(client);
@@ -186,7 +183,6 @@ const accept: Command = {
         p.spec.command,
       );
     }
-    const newPeerBody = await loadBodyBuilder();
     const body = newPeerBody({
       spec: p.spec,
       values: {
