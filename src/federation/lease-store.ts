@@ -45,7 +45,8 @@ export class LeaseStore {
   /**
    * Announces this node for another `ttlMs`, renews the leases it holds (only those of peers
    * still enabled: a disabled peer's lease lapses even if its notification was missed) and reads
-   * the cluster's shape, in one statement. Node rows dead for a day are swept on the way.
+   * the cluster's shape, in one statement. Node rows dead for a day, and per-minute delivery
+   * counts older than a day (migration 0005), are swept on the way.
    */
   async heartbeat(held: readonly HeldLease[]): Promise<Heartbeat> {
     const result = await this.pool.query<{ live_nodes: number; enabled_peers: number; renewed: HeldLease[] }>(
@@ -54,6 +55,8 @@ export class LeaseStore {
          ON CONFLICT (node_id) DO UPDATE SET expires_at = EXCLUDED.expires_at
        ), swept AS (
          DELETE FROM kite_nodes WHERE expires_at < now() - interval '1 day'
+       ), swept_minutes AS (
+         DELETE FROM peer_delivery_minutes WHERE minute < now() - interval '1 day'
        ), renewed AS (
          UPDATE peer_leases l SET expires_at = now() + $2 * interval '1 millisecond'
            FROM unnest($3::uuid[], $4::bigint[]) AS h (peer_id, fence), peers p

@@ -188,6 +188,16 @@ export class PeerDelivery {
                 delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
           WHERE id = ANY ($1::bigint[]) AND status = 'pending' AND EXISTS (SELECT 1 FROM lease)
          RETURNING 1
+       ),
+       -- The peer's delivered counter and this minute's count (migration 0005), with the mark.
+       counted AS (
+         UPDATE peers SET delivered = delivered + (SELECT count(*) FROM marked)
+          WHERE id = $6 AND $2 = 'delivered' AND EXISTS (SELECT 1 FROM marked)
+       ),
+       per_minute AS (
+         INSERT INTO peer_delivery_minutes (peer_id, minute, delivered)
+         SELECT $6, date_trunc('minute', now()), count(*) FROM marked HAVING $2 = 'delivered' AND count(*) > 0
+         ON CONFLICT (peer_id, minute) DO UPDATE SET delivered = peer_delivery_minutes.delivered + EXCLUDED.delivered
        )
        SELECT (SELECT count(*) FROM lease)::int AS owned, (SELECT count(*) FROM marked)::int AS marked`,
       [batch.map((r) => r.id), status, statusCode, error, refusedAlone, peerId, this.deps.fence],

@@ -38,11 +38,12 @@ export const COLUMNS = `p.id, p.team_id, p.instance_id, p.url, p.remote_team, p.
   p.created_at, p.deleted_at`;
 
 // One pass over the peer's deliveries (index on (peer_id, event_seq)); discarded rows count nowhere.
+// Pending and held are counted on their partial indexes; delivered is a counter (migration 0005).
 export const COUNTS = `LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE d.status = 'pending') AS pending,
-           count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
-           count(*) FILTER (WHERE d.status = 'dead_lettered') AS dead_lettered
-      FROM federation_deliveries d WHERE d.peer_id = p.id) c ON true`;
+    SELECT (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'pending') AS pending,
+           p.delivered AS delivered,
+           (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'dead_lettered') AS dead_lettered
+    ) c ON true`;
 
 export interface PeerRow {
   id: string; team_id: number; instance_id: string; url: string; remote_team: string; scopes: string[];

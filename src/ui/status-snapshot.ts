@@ -4,8 +4,9 @@
  * `peers`, its queue in `federation_deliveries`). Listener counts are this node's own.
  *
  * A scope is the whole instance (the admin token) or one team (a team admin key). Three queries
- * per snapshot, whatever the number of peers: peers with their counts (one pass over each peer's
- * deliveries, like the Peers API), deliveries per minute over the last RATE_MINUTES minutes, and
+ * per snapshot, whatever the number of peers: peers with their counts (pending and held on their
+ * partial indexes, delivered from the peer's counter), deliveries per minute over the last
+ * RATE_MINUTES minutes (from `peer_delivery_minutes`), and
  * the last `kite.federation.*` events among each team's most recent RECENT_WINDOW events.
  */
 import type { AppContext } from '../app-context.js';
@@ -76,22 +77,21 @@ const PEERS = `
          c.pending::int, c.delivered::int, c.dead_lettered::int,
          floor(extract(epoch FROM now() - c.oldest_pending))::int AS oldest_pending_seconds
     FROM peers p
+    -- Pending and held on their partial indexes, delivered from the peer's counter (migration 0005).
     LEFT JOIN LATERAL (
-      SELECT count(*) FILTER (WHERE d.status = 'pending') AS pending,
-             count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
-             count(*) FILTER (WHERE d.status = 'dead_lettered') AS dead_lettered,
-             min(d.created_at) FILTER (WHERE d.status = 'pending') AS oldest_pending
-        FROM federation_deliveries d WHERE d.peer_id = p.id) c ON true
+      SELECT count(*) AS pending, min(d.created_at) AS oldest_pending, p.delivered AS delivered,
+             (SELECT count(*) FROM federation_deliveries h WHERE h.peer_id = p.id AND h.status = 'dead_lettered') AS dead_lettered
+        FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'pending') c ON true
    WHERE p.deleted_at IS NULL AND p.team_id = ANY ($1::bigint[])
    ORDER BY p.created_at, p.id`;
 
-// Minute buckets counted back from now: 0 is the last 60 s.
+// Minute buckets counted back from the current minute (0), from the counts the actors keep
+// (migration 0005) instead of scanning deliveries.
 const RATES = `
-  SELECT d.peer_id, floor(extract(epoch FROM now() - d.delivered_at) / 60)::int AS minute, count(*)::int AS n
-    FROM federation_deliveries d
-    JOIN peers p ON p.id = d.peer_id AND p.deleted_at IS NULL AND p.team_id = ANY ($1::bigint[])
-   WHERE d.status = 'delivered' AND d.delivered_at > now() - make_interval(mins => $2)
-   GROUP BY 1, 2`;
+  SELECT m.peer_id, floor(extract(epoch FROM date_trunc('minute', now()) - m.minute) / 60)::int AS minute, m.delivered AS n
+    FROM peer_delivery_minutes m
+    JOIN peers p ON p.id = m.peer_id AND p.deleted_at IS NULL AND p.team_id = ANY ($1::bigint[])
+   WHERE m.minute > date_trunc('minute', now()) - make_interval(mins => $2)`;
 
 const EVENTS = `
   SELECT t.slug, f.seq, f.type, f.time, f.data

@@ -191,6 +191,10 @@ describe('cluster - peer leases', () => {
     const third = await ingest(a);
     await atB.waitForEvents(3, 10_000);
     expect(idsSeen(atB)).toEqual([first.id, second.id, third.id]);
+    // Counted once each: the fenced-off mark counted nothing (peers.delivered, per-minute counts).
+    await until(async () => (await getPeer(a, aPeerId)).delivered === 3, 'A to count 3 delivered');
+    const [minutes] = await a.db.query<{ n: number }>('SELECT sum(delivered)::int AS n FROM peer_delivery_minutes WHERE peer_id = $1', [aPeerId]);
+    expect(minutes!.n).toBe(3);
   });
 
   it('outage - while its database is away a node\'s actors pause without spending retries, then deliver everything once, in order', async () => {

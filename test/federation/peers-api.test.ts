@@ -84,6 +84,8 @@ async function addDelivery(team: string, peerId: string, status: string, extra: 
      RETURNING id`,
     [peerId, teamIds[team], seq, status, extra.attempts ?? 0, extra.lastStatusCode ?? null, extra.lastError ?? null],
   );
+  // The actor's mark counts a delivery on its peer too (migration 0005).
+  if (status === 'delivered') await db.query('UPDATE peers SET delivered = delivered + 1 WHERE id = $1', [peerId]);
   return Number(row!.id);
 }
 

@@ -156,10 +156,14 @@ describe('status page - snapshot numbers', () => {
     for (let i = 0; i < 4; i++) await sendStripe(kite.url, 'acme', 'stripe');
     const rows = await db.query<{ id: number }>('SELECT id FROM federation_deliveries WHERE peer_id = $1 ORDER BY id', [acmePeerId]);
     expect(rows.length).toBeGreaterThanOrEqual(5); // with the one the test above sent
-    // As if the actor had delivered three of them, 10 s, 10 s and 3½ minutes ago, and held one;
+    // As if the actor had delivered three of them, two in this minute and one 3 minutes before,
+    // and held one (a mark keeps `peers.delivered` and `peer_delivery_minutes`, migration 0005);
     // the oldest pending one was queued 2 minutes ago.
-    await db.query(`UPDATE federation_deliveries SET status = 'delivered', delivered_at = now() - interval '10 seconds' WHERE id = ANY ($1)`, [[rows[0]!.id, rows[1]!.id]]);
-    await db.query(`UPDATE federation_deliveries SET status = 'delivered', delivered_at = now() - interval '210 seconds' WHERE id = $1`, [rows[2]!.id]);
+    await db.query(`UPDATE federation_deliveries SET status = 'delivered', delivered_at = now() WHERE id = ANY ($1)`, [[rows[0]!.id, rows[1]!.id, rows[2]!.id]]);
+    await db.query('UPDATE peers SET delivered = 3 WHERE id = $1', [acmePeerId]);
+    await db.query(`INSERT INTO peer_delivery_minutes (peer_id, minute, delivered)
+      VALUES ($1, date_trunc('minute', now()), 2), ($1, date_trunc('minute', now()) - interval '3 minutes', 1),
+             ($1, date_trunc('minute', now()) - interval '30 minutes', 9)`, [acmePeerId]);
     await db.query(`UPDATE federation_deliveries SET status = 'dead_lettered' WHERE id = $1`, [rows[3]!.id]);
     await db.query(`UPDATE federation_deliveries SET created_at = now() - interval '2 minutes' WHERE id = $1`, [rows[4]!.id]);
     await db.query(`UPDATE peers SET state = 'backing-off', attempts = 3, last_error = 'connect ECONNREFUSED' WHERE id = $1`, [acmePeerId]);
@@ -174,9 +178,9 @@ describe('status page - snapshot numbers', () => {
     const peer = snapshot.teams[0]!.peers[0]!;
     expect(peer).toMatchObject({ id: acmePeerId, state: 'backing-off', attempts: 3, enabled: false, lastError: 'connect ECONNREFUSED', pending, delivered: 3, deadLettered: 1 });
     expect(peer.deliveredPerMinute).toHaveLength(RATE_MINUTES);
-    expect(peer.deliveredPerMinute.at(-1)).toBe(2); // the last 60 s
-    expect(peer.deliveredPerMinute.at(-4)).toBe(1); // 3 to 4 minutes ago
-    expect(peer.deliveredPerMinute.reduce((a, b) => a + b, 0)).toBe(3);
+    expect(peer.deliveredPerMinute.at(-1)).toBe(2); // this minute
+    expect(peer.deliveredPerMinute.at(-4)).toBe(1); // 3 minutes before
+    expect(peer.deliveredPerMinute.reduce((a, b) => a + b, 0)).toBe(3); // the 30-minute-old count is outside the window
     expect(peer.oldestPendingSeconds).toBeGreaterThanOrEqual(120);
     expect(peer.oldestPendingSeconds).toBeLessThan(180);
     expect(snapshot.teams[0]!.listening).toBe(true);
