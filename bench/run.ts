@@ -18,17 +18,45 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<Scenario>
     summary: '1/100/1000 WebSocket listeners at a steady ingest rate vs uWS publish and the ws library',
     load: async () => (await import('./fanout.js')).run,
   },
+  ceilings: {
+    summary: 'this machine: HTTPS keep-alive round trip (undici → node:https) and Postgres batched 1 KB inserts',
+    load: async () => (await import('./ceilings.js')).run,
+  },
+  federation: {
+    summary: 'A → B over TLS, 1/10/100/1000 peers: events/s and ingest-at-A → listener-at-B p50/p99',
+    load: async () => (await import('./federation.js')).run,
+  },
+  retry: {
+    summary: 'a peer down 60 s under 1,000 ev/s, then up: drain time and rate, lost/duplicates/order',
+    load: async () => (await import('./retry.js')).run,
+  },
+  backlog: {
+    summary: '1,000,000 pending deliveries drained: rate, Kite RSS, Postgres memory',
+    load: async () => (await import('./backlog.js')).run,
+  },
+  isolation: {
+    summary: '100 peers, one 5 s-slow and one dead: the others\' p99 vs an all-healthy run',
+    load: async () => (await import('./isolation.js')).run,
+  },
+  'idle-peers': {
+    summary: 'memory of 1,000 idle peer actors (RSS and V8 heap before/after)',
+    load: async () => (await import('./idle-peers.js')).run,
+  },
+  chaos: {
+    summary: 'kill -9s and a flaky peer under webhook load, A (2 nodes) → B: lost, duplicates, order, recovery',
+    load: async () => (await import('./chaos.js')).run,
+  },
 };
 
 function usage(): string {
-  const rows = Object.entries(SCENARIOS).map(([name, s]) => `  ${name.padEnd(8)} ${s.summary}`);
+  const rows = Object.entries(SCENARIOS).map(([name, s]) => `  ${name.padEnd(10)} ${s.summary}`);
   return [
     'Usage: node dist/bench/run.js <scenario|all> [flags]',
     '       node dist/bench/run.js profile <file.cpuprofile> [--top N]',
     '',
     'Scenarios:',
     ...rows,
-    '  all      every scenario in turn',
+    '  all        every scenario in turn',
     '',
     FLAGS_HELP,
     '',

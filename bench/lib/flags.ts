@@ -12,6 +12,14 @@ export interface BenchFlags {
   /** Events per second the fan-out publisher sends. */
   readonly rate: number | undefined;
   readonly quick: boolean;
+  /** federation: peers of one team (each event goes to one of them). */
+  readonly peers: readonly number[] | undefined;
+  /** federation: outbound batch caps (the peer's rateLimit burst) for the one-peer throughput sweep. */
+  readonly batch: readonly number[] | undefined;
+  /** retry: seconds the peer is down. */
+  readonly down: number | undefined;
+  /** backlog: pending deliveries to build. */
+  readonly backlog: number | undefined;
   /** Runs of every level; the summary quotes the median run. */
   readonly repeat: number;
   /** Run the Kite server under `node --cpu-prof`, profile written to bench/results/. */
@@ -23,7 +31,12 @@ export const FLAGS_HELP = `Flags:
   --duration <s>        measured seconds per level (default 10; --quick: 5)
   --connections <list>  ingest: HTTP connections, e.g. 1,16,64,256 (default; --quick: 64)
   --listeners <list>    fanout: WebSocket listeners, e.g. 1,100,1000 (default; --quick: 1000)
-  --rate <n>            fanout: webhooks per second the publisher sends (default 500)
+  --rate <n>            fanout: webhooks per second the publisher sends (default 500);
+                        federation: offered events/s of the throughput stages (default 10000)
+  --peers <list>        federation: peers, e.g. 1,10,100,1000 (default; --quick: 1)
+  --batch <list>        federation: outbound batch caps for one peer, e.g. 1,10,100 (default; --quick: 100)
+  --down <s>            retry: seconds the peer is down (default 60; --quick: 10)
+  --backlog <n>         backlog: pending deliveries to drain (default 1000000; --quick: 100000, drain capped at 30 s)
   --repeat <n>          repeat every level n times and quote the median (default 1)
   --quick               one short level per scenario
   --profile             run Kite under node --cpu-prof (written to bench/results/*.cpuprofile)
@@ -55,6 +68,10 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       listeners: { type: 'string' },
       rate: { type: 'string' },
       repeat: { type: 'string' },
+      peers: { type: 'string' },
+      batch: { type: 'string' },
+      down: { type: 'string' },
+      backlog: { type: 'string' },
       quick: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -67,6 +84,10 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     listeners: numberList('listeners', values.listeners),
     rate: values.rate === undefined ? undefined : positiveNumber('rate', values.rate, 0),
     quick,
+    peers: numberList('peers', values.peers),
+    batch: numberList('batch', values.batch),
+    down: values.down === undefined ? undefined : positiveNumber('down', values.down, 0),
+    backlog: values.backlog === undefined ? undefined : Math.floor(positiveNumber('backlog', values.backlog, 0)),
     repeat: Math.floor(positiveNumber('repeat', values.repeat, 1)),
     profile: values.profile ?? false,
     help: values.help ?? false,

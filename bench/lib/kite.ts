@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { freePort, onCleanup, startChild, type Child } from './processes.js';
 import { RESULTS_DIR, ROOT } from './results.js';
 
@@ -20,6 +21,8 @@ export interface KiteServer extends Child {
   countEvents(): Promise<number>;
   /** Admin API call with the admin token; throws unless the status is 2xx. */
   api<T>(method: string, urlPath: string, body?: unknown, token?: string): Promise<T>;
+  /** Its Prometheus metrics, summed over labels (see scrapeMetrics); works over HTTPS too. */
+  metrics(): Promise<Record<string, number>>;
   /** Stops the server (SIGTERM, graceful) and drops its database. */
   close(): Promise<void>;
 }
@@ -40,7 +43,20 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
-export async function startKite(options: { profile?: boolean; label?: string } = {}): Promise<KiteServer> {
+export interface KiteOptions {
+  readonly profile?: boolean;
+  readonly label?: string;
+  /** KITE_INSTANCE_ID (federation). */
+  readonly instanceId?: string;
+  /** Serve HTTPS/WSS with this certificate (KITE_TLS_CERT_FILE/KEY_FILE); the API client trusts its CA. */
+  readonly serveTls?: { readonly certFile: string; readonly keyFile: string; readonly ca: string };
+  /** Trust this CA for outbound federation (KITE_FEDERATION_CA_FILE). */
+  readonly federationCaFile?: string;
+  /** Extra environment, e.g. KITE_LOG_LEVEL. */
+  readonly env?: Record<string, string>;
+}
+
+export async function startKite(options: KiteOptions = {}): Promise<KiteServer> {
   const name = `kite_bench_${process.pid}_${Date.now().toString(36)}`;
   await admin(`CREATE DATABASE ${name}`);
   const drop = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -65,10 +81,15 @@ export async function startKite(options: { profile?: boolean; label?: string } =
         KITE_ADMIN_TOKEN: ADMIN_TOKEN,
         KITE_LOG_LEVEL: 'warn',
         KITE_DATA_DIR: path.join(os.tmpdir(), name),
-        KITE_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        KITE_PUBLIC_URL: options.serveTls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
+        ...(options.instanceId ? { KITE_INSTANCE_ID: options.instanceId } : {}),
+        ...(options.serveTls ? { KITE_TLS_CERT_FILE: options.serveTls.certFile, KITE_TLS_KEY_FILE: options.serveTls.keyFile } : {}),
+        ...(options.federationCaFile ? { KITE_FEDERATION_CA_FILE: options.federationCaFile } : {}),
+        ...options.env,
       },
       port,
       readyPath: '/readyz',
+      ...(options.serveTls ? { ca: options.serveTls.ca } : {}),
     });
   } catch (err) {
     unregisterDrop();
@@ -76,12 +97,14 @@ export async function startKite(options: { profile?: boolean; label?: string } =
     throw err;
   }
   const pool = new pg.Pool({ connectionString: url, max: 1 });
+  const dispatcher = options.serveTls ? new Agent({ connect: { ca: options.serveTls.ca } }) : undefined;
   const api = async <T>(method: string, urlPath: string, body?: unknown, token = ADMIN_TOKEN): Promise<T> => {
-    const res = await fetch(`${child.url}${urlPath}`, {
+    const init = {
       method,
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    };
+    const res = dispatcher ? await undiciFetch(`${child.url}${urlPath}`, { ...init, dispatcher }) : await fetch(`${child.url}${urlPath}`, init);
     const text = await res.text();
     if (!res.ok) throw new Error(`${method} ${urlPath} → ${res.status} ${text}`);
     return (text ? JSON.parse(text) : undefined) as T;
@@ -90,12 +113,17 @@ export async function startKite(options: { profile?: boolean; label?: string } =
     ...child,
     databaseUrl: url,
     api,
+    metrics: async () => {
+      const res = dispatcher ? await undiciFetch(`${child.url}/metrics`, { dispatcher }) : await fetch(`${child.url}/metrics`);
+      return parseMetrics(await res.text());
+    },
     countEvents: async () => {
       const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM events');
       return Number(rows[0]!.n);
     },
     close: async () => {
       await pool.end().catch(() => {});
+      await dispatcher?.close().catch(() => {});
       await child.stop();
       unregisterDrop();
       await drop();
@@ -121,7 +149,10 @@ export async function createListenerKey(kite: KiteServer, team = 'bench'): Promi
  * `kite_group_commit_batch_size_sum`, `kite_group_commit_batch_size_count`.
  */
 export async function scrapeMetrics(baseUrl: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return parseMetrics(await (await fetch(`${baseUrl}/metrics`)).text());
+}
+
+export function parseMetrics(text: string): Record<string, number> {
   const sums: Record<string, number> = {};
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 type Cleanup = () => Promise<void> | void;
 const cleanups: Cleanup[] = [];
@@ -82,6 +83,8 @@ export interface ChildOptions {
   /** Polled until it answers 200. */
   readonly readyPath: string;
   readonly readyTimeoutMs?: number;
+  /** The child serves HTTPS with a certificate from this CA (PEM): `url` is https://localhost:<port>. */
+  readonly ca?: string;
 }
 
 export async function startChild(options: ChildOptions): Promise<Child> {
@@ -106,7 +109,9 @@ export async function startChild(options: ChildOptions): Promise<Child> {
     clearTimeout(timer);
   };
   const unregister = onCleanup(() => stop(5_000));
-  const url = `http://127.0.0.1:${options.port}`;
+  // A certificate names localhost (and 127.0.0.1); https URLs use the name, as peers do.
+  const url = options.ca ? `https://localhost:${options.port}` : `http://127.0.0.1:${options.port}`;
+  const dispatcher = options.ca ? new Agent({ connect: { ca: options.ca } }) : undefined;
   const child: Child = {
     name: options.name,
     pid: proc.pid!,
@@ -122,8 +127,11 @@ export async function startChild(options: ChildOptions): Promise<Child> {
   for (;;) {
     if (exitedNow) throw new Error(`${options.name} exited during start:\n${tail}`);
     try {
-      const res = await fetch(`${url}${options.readyPath}`, { signal: AbortSignal.timeout(1000) });
+      const res = dispatcher
+        ? await undiciFetch(`${url}${options.readyPath}`, { signal: AbortSignal.timeout(1000), dispatcher })
+        : await fetch(`${url}${options.readyPath}`, { signal: AbortSignal.timeout(1000) });
       await res.arrayBuffer();
+      if (res.status === 200) void dispatcher?.close();
       if (res.status === 200) return child;
     } catch {
       // not listening yet

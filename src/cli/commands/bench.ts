@@ -20,7 +20,7 @@ import { CliError, UsageError, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
 
 /** Shown when run.js cannot tell (not built): keep in step with bench/run.ts. */
-const STATIC_SCENARIOS = ['ingest', 'fanout'] as const;
+const STATIC_SCENARIOS = ['ingest', 'fanout', 'ceilings', 'federation', 'retry', 'backlog', 'isolation', 'idle-peers'] as const;
 
 /** The package root: the nearest directory above this file whose package.json names `kite`. */
 function packageRoot(): string {
