@@ -38,9 +38,34 @@ export interface PeerActorDeps {
   readonly ended: (peerId: string, why: 'lease-lost' | 'node-trouble', err: unknown) => void;
 }
 
+/** The provided peer machine, built once per node: its effects find the peer's PeerActor by ID. */
+export type ProvidedPeerMachine = ReturnType<typeof providePeerMachine>;
+
+/**
+ * One `provide()` for every peer (a provided machine is a full copy of its definition, ~35 KB):
+ * effects and actions look their PeerActor up by the peer ID in the input or context.
+ */
+export function providePeerMachine(find: (peerId: string) => PeerActor | undefined) {
+  const effect = <Input extends DeliverInput | ProbeInput>(kind: 'deliver' | 'probe') =>
+    fromPromise<DeliveryOutcome, Input>(async ({ input, signal }) => {
+      const actor = find(input.peerId);
+      return actor ? actor.run(kind, signal, input.timeoutMs) : quietUntil(signal);
+    });
+  return peerMachine.provide({
+    actors: { deliver: effect<DeliverInput>('deliver'), probe: effect<ProbeInput>('probe') },
+    actions: {
+      reportStateChange: ({ context }, change: PeerStateChange) => find(context.peerId)?.stateChanged(change),
+      holdPending: ({ context }) => find(context.peerId)?.switchTo('dead-lettered'),
+      releaseHeld: ({ context }) => find(context.peerId)?.switchTo('healthy'),
+    },
+  });
+}
+
 export class PeerActor {
-  private readonly actor: Actor<typeof peerMachine>;
+  private readonly actor: Actor<ProvidedPeerMachine>;
   private readonly bucket: TokenBucket;
+  private readonly delivery: PeerDelivery;
+  private readonly log: Logger;
   private http: PeerHttp;
   private writes: Promise<unknown> = Promise.resolve();
   private ended = false;
@@ -48,12 +73,13 @@ export class PeerActor {
   constructor(
     private peer: SupervisedPeer,
     readonly fence: number,
+    machine: ProvidedPeerMachine,
     private readonly deps: PeerActorDeps,
   ) {
     this.bucket = new TokenBucket(peer.rateLimit.perSecond, peer.rateLimit.burst);
     this.http = new PeerHttp(peer.url, peer.retry.timeoutMs, deps.federationCaFile);
-    const log = deps.logger.child({ peer: peer.id, instanceId: peer.instanceId });
-    const delivery = new PeerDelivery({
+    this.log = deps.logger.child({ peer: peer.id, instanceId: peer.instanceId });
+    this.delivery = new PeerDelivery({
       pool: deps.pool,
       selfInstanceId: deps.selfInstanceId,
       publicUrl: deps.publicUrl,
@@ -65,38 +91,35 @@ export class PeerActor {
       appendInternal: deps.appendInternal,
       ...(deps.observer ? { observer: deps.observer } : {}),
     });
-    const effect = <Input extends DeliverInput | ProbeInput>(run: (signal: AbortSignal, timeoutMs: number) => Promise<DeliveryOutcome>) =>
-      fromPromise<DeliveryOutcome, Input>(async ({ input, signal }) => {
-        await this.writes;
-        try {
-          return await run(signal, input.timeoutMs);
-        } catch (err) {
-          if (signal.aborted) throw err;
-          this.end(err);
-          return quietUntil(signal);
-        }
-      });
-    const chained = (write: () => Promise<unknown>) => {
-      this.writes = this.writes.then(() => (this.ended ? undefined : write())).catch((err: unknown) => this.end(err));
-    };
-    const machine = peerMachine.provide({
-      actors: {
-        deliver: effect<DeliverInput>((signal, timeoutMs) => delivery.deliverNext(signal, timeoutMs)),
-        probe: effect<ProbeInput>((signal, timeoutMs) => delivery.probe(signal, timeoutMs)),
-      },
-      actions: {
-        reportStateChange: (_, change: PeerStateChange) => {
-          log.info({ from: change.from, to: change.to, reason: change.reason, lastError: change.lastError }, 'peer state changed');
-          chained(() => this.persistState(change));
-        },
-        holdPending: () => chained(() => this.switchHolding('dead-lettered')),
-        releaseHeld: () => chained(() => this.switchHolding('healthy')),
-      },
-    });
     this.actor = createActor(machine, {
       input: { peerId: peer.id, retry: peer.retry, initialState: peer.state, attempts: peer.attempts },
     });
-    this.actor.subscribe({ error: (err) => log.error({ err }, 'peer actor failed') });
+    this.actor.subscribe({ error: (err) => this.log.error({ err }, 'peer actor failed') });
+  }
+
+  /** The `deliver` or `probe` effect, after the bookkeeping writes before it. */
+  async run(kind: 'deliver' | 'probe', signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
+    await this.writes;
+    try {
+      return await (kind === 'deliver' ? this.delivery.deliverNext(signal, timeoutMs) : this.delivery.probe(signal, timeoutMs));
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.end(err);
+      return quietUntil(signal);
+    }
+  }
+
+  stateChanged(change: PeerStateChange): void {
+    this.log.info({ from: change.from, to: change.to, reason: change.reason, lastError: change.lastError }, 'peer state changed');
+    this.chained(() => this.persistState(change));
+  }
+
+  switchTo(to: 'dead-lettered' | 'healthy'): void {
+    this.chained(() => this.switchHolding(to));
+  }
+
+  private chained(write: () => Promise<unknown>): void {
+    this.writes = this.writes.then(() => (this.ended ? undefined : write())).catch((err: unknown) => this.end(err));
   }
 
   start(): void {

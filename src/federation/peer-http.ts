@@ -12,29 +12,44 @@ export interface PeerResponse {
   readonly retryAfter: string | undefined;
 }
 
+/** The trusted CAs for a KITE_FEDERATION_CA_FILE, read once for every peer. */
+const trustedCas = new Map<string, string[]>();
+function trusted(caFile: string): string[] {
+  let cas = trustedCas.get(caFile);
+  if (!cas) trustedCas.set(caFile, (cas = [...rootCertificates, readFileSync(caFile, 'utf8')]));
+  return cas;
+}
+
 export class PeerHttp {
-  private readonly pool: Pool;
+  /** Created on the first request: an idle peer costs no pool (about 20 KB each). */
+  private pool: Pool | undefined;
+  private readonly origin: string;
   private readonly basePath: string;
 
   constructor(
     readonly url: string,
     readonly timeoutMs: number,
-    caFile: string | undefined,
+    private readonly caFile: string | undefined,
   ) {
     const parsed = new URL(url);
+    this.origin = parsed.origin;
     this.basePath = parsed.pathname.replace(/\/+$/, '');
-    this.pool = new Pool(parsed.origin, {
+  }
+
+  private connections(): Pool {
+    this.pool ??= new Pool(this.origin, {
       connections: 4,
       keepAliveTimeout: 30_000,
       // undici ignores the abort signal until a connection exists: the connect (TCP and TLS
       // handshake) needs the request's timeout of its own.
-      connect: { ca: caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined, rejectUnauthorized: true, timeout: timeoutMs },
+      connect: { ca: this.caFile ? trusted(this.caFile) : undefined, rejectUnauthorized: true, timeout: this.timeoutMs },
     });
+    return this.pool;
   }
 
   /** POSTs and reads the answer; throws on connection errors, timeouts and aborts. */
   async post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal, timeoutMs: number): Promise<PeerResponse> {
-    const response = await this.pool.request({
+    const response = await this.connections().request({
       method: 'POST',
       path: this.basePath + path,
       headers,
@@ -50,6 +65,6 @@ export class PeerHttp {
   }
 
   async close(): Promise<void> {
-    await this.pool.close().catch(() => {});
+    await this.pool?.close().catch(() => {});
   }
 }

@@ -10,7 +10,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { LeaseHolder } from './lease-keeper.js';
 import type { HeldLease } from './lease-store.js';
-import { PeerActor, type PeerActorDeps } from './peer-actor.js';
+import { PeerActor, providePeerMachine, type PeerActorDeps, type ProvidedPeerMachine } from './peer-actor.js';
 import type { PeerSource } from './supervised-peers.js';
 
 /** What the supervisor needs of the lease keeper. */
@@ -28,6 +28,7 @@ export interface SupervisorDeps extends Omit<PeerActorDeps, 'ended'> {
 
 export class PeerSupervisor implements LeaseHolder {
   private readonly running = new Map<string, PeerActor>();
+  private readonly machine: ProvidedPeerMachine = providePeerMachine((peerId) => this.running.get(peerId));
 
   constructor(private readonly deps: SupervisorDeps) {}
 
@@ -40,8 +41,8 @@ export class PeerSupervisor implements LeaseHolder {
     const peer = await this.deps.peers.load(lease.peerId);
     if (!peer || peer.deleted || !peer.enabled) return false;
     await this.relinquish(lease.peerId); // an actor of an older lease of ours, should one remain
-    const actor = new PeerActor(peer, lease.fence, { ...this.deps, ended: (peerId, why, err) => this.ended(peerId, actor, why, err) });
-    this.running.set(peer.id, actor);
+    const actor = new PeerActor(peer, lease.fence, this.machine, { ...this.deps, ended: (peerId, why, err) => this.ended(peerId, actor, why, err) });
+    this.running.set(peer.id, actor); // before start: the shared machine's effects find it here
     actor.start();
     return true;
   }
