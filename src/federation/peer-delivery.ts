@@ -18,8 +18,14 @@ import type { PeerHttp, PeerResponse } from './peer-http.js';
 import { stampForPeer } from './provenance.js';
 import type { TokenBucket } from './token-bucket.js';
 
-/** The largest batch sent in one request, whatever the bucket holds. */
-export const MAX_BATCH = 100;
+/**
+ * The largest batch sent in one request, whatever the bucket holds, and its largest body: one
+ * request at a time keeps a peer's order, so a drain's pace is batch size ÷ round trip. The byte
+ * cap stays under the receiver's default body limit (1 MiB), so a full batch is not refused 413.
+ */
+export const MAX_BATCH = 500;
+export const MAX_BATCH_BYTES = 768 * 1024;
+const STAMP_BYTES = 512;
 
 export interface DeliveryPeer {
   readonly id: string;
@@ -81,10 +87,16 @@ export class PeerDelivery {
     return classify(answer, 0);
   }
 
-  private async send(batch: Row[], signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
+  private async send(whole: Row[], signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     const peer = this.deps.peer();
-    this.deps.bucket.take(batch.length);
+    // The head of the queue up to the byte cap (at least one event); the rest waits its turn. The
+    // stamp adds the provenance extensions: well under STAMP_BYTES per event.
+    let bytes = 0;
+    let fits = 0;
+    while (fits < whole.length && (fits === 0 || bytes + whole[fits]!.json.length + STAMP_BYTES < MAX_BATCH_BYTES)) bytes += whole[fits++]!.json.length + STAMP_BYTES;
+    const batch = fits < whole.length ? whole.slice(0, fits) : whole;
     const copies = batch.map((row) => stampForPeer(row.json, this.deps.selfInstanceId));
+    this.deps.bucket.take(batch.length);
     const single = batch.length === 1;
     const body = JSON.stringify(single ? copies[0] : copies);
     const messageId = single ? `kite-d-${batch[0]!.id}` : `kite-b-${batch[0]!.id}-${batch[batch.length - 1]!.id}-${batch.length}`;
