@@ -19,6 +19,7 @@ import { DIST_BENCH, freePort, onCleanup, runCleanups, startChild } from './lib/
 import { Progress } from './lib/progress.js';
 import { isMain, writeResults, type ScenarioOutcome } from './lib/results.js';
 import { formatCount, Samples, type LatencySummary } from './lib/stats.js';
+import { barChartSvg, writeChart } from './lib/svg-chart.js';
 import { benchTls } from './lib/tls-certs.js';
 
 const FILLER = 'x'.repeat(760);
@@ -185,6 +186,11 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
   const lines = describeCeilings(ceilings);
   for (const l of lines) progress.log(`  ${l}`);
   const file = writeResults('ceilings', { scenario: 'ceilings', at: new Date().toISOString(), machine, flags, ceilings }).file;
+  writeChart(file, 'ceilings', barChartSvg({
+    title: 'this machine\'s ceilings', unit: 'events (rows)/s', log: true,
+    groups: [...https.map((h) => `HTTPS ${h.eventsPerRequest}-event body`), ...postgres.map((p) => `PG ${p.batch}-row batches, ${p.connections} conn`)],
+    series: [{ name: 'ceiling', values: [...https.map((h) => h.eventsPerSec), ...postgres.map((p) => p.rowsPerSec)] }],
+  }));
   return { scenario: 'ceilings', summary: lines, file };
 }
 

@@ -5,7 +5,7 @@
  * load; then the checker. Writes the figures — events, faults of each kind, lost, duplicates,
  * order violations, time to recover — to bench/results/chaos-<time>.json.
  *
- * Flags: `--duration <s>` seconds of faults (default 180; `--quick`: 60; the shared default of 10
+ * Flags: `--duration <s>` seconds of faults (default 180; `--quick`: 30; the shared default of 10
  * s per level is far too short to mean anything here), `--rate <n>` webhooks per second
  * (default 40), `--repeat <n>` runs with seeds seed, seed+1, …; the seed is KITE_CHAOS_SEED when
  * set, so a failure's seed reruns it.
@@ -22,9 +22,10 @@ import { ADMIN_DATABASE_URL } from './lib/kite.js';
 import { machineFacts, describeMachine } from './lib/machine.js';
 import { onCleanup, runCleanups } from './lib/processes.js';
 import { isMain, writeResults, type ScenarioOutcome } from './lib/results.js';
+import { barChartSvg, writeChart } from './lib/svg-chart.js';
 
 const DEFAULT_SECONDS = 180;
-const QUICK_SECONDS = 60;
+const QUICK_SECONDS = 30;
 const DEFAULT_RATE = 40;
 
 export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
@@ -55,6 +56,17 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
     scenario: 'chaos', at: new Date().toISOString(), machine, flags: { ...flags, duration: seconds, rate },
     runs: runs.map(({ schedule, ...figures }) => ({ ...figures, schedule: { kills: schedule.kills.length, networkSteps: schedule.network.length } })),
   });
+  writeChart(file.file, 'chaos', barChartSvg({
+    title: 'chaos: webhooks answered 200 and what became of them', unit: 'count', log: true,
+    groups: runs.map((r) => `seed ${r.seed}`),
+    series: [
+      { name: 'answered 200', values: runs.map((r) => r.verdict.answered) },
+      { name: 'B re-sends deduplicated', values: runs.map((r) => r.redeliveriesDeduplicatedByB) },
+      { name: 'lost', values: runs.map((r) => r.verdict.lost) },
+      { name: 'duplicates', values: runs.map((r) => r.verdict.duplicates) },
+      { name: 'order violations', values: runs.map((r) => r.verdict.peerOrderViolations + r.verdict.listenerOrderViolations) },
+    ],
+  }), flags.profile);
   return { scenario: 'chaos', summary: runs.map(reportLine), file: file.file };
 }
 

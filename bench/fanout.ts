@@ -12,6 +12,7 @@ import { runCleanups, startBaseline, type Child } from './lib/processes.js';
 import { Progress } from './lib/progress.js';
 import { Publisher } from './lib/publisher.js';
 import { isMain, writeResults, type ScenarioOutcome } from './lib/results.js';
+import { barChartSvg, writeChart } from './lib/svg-chart.js';
 import { formatCount, median, ratio, round, Samples } from './lib/stats.js';
 import { WsListener, type ListenerStats } from './lib/ws-listener.js';
 
@@ -173,6 +174,25 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
     targets: { listeners: 1000, deliveriesPerSec: 500_000, p99Ms: 20, timesWs: 2 },
     levels: summary, stages,
   }, flags.profile).file;
+  const groups = summary.map((s) => `${s.listeners} listeners`);
+  writeChart(file, 'fanout', barChartSvg({
+    title: `fanout: deliveries/s at ${rate} webhooks/s`, unit: 'deliveries/s', log: true, groups,
+    series: [
+      { name: 'Kite', values: summary.map((s) => s.kite.deliveriesPerSec) },
+      { name: 'uWS publish (ceiling)', values: summary.map((s) => s.uwsPublish.deliveriesPerSec) },
+      { name: 'ws library', values: summary.map((s) => s.wsPublish.deliveriesPerSec) },
+    ],
+    targets: [{ label: 'target 500,000/s at 1,000 listeners', value: 500_000 }],
+  }), flags.profile);
+  writeChart(file, 'fanout', barChartSvg({
+    title: 'fanout: ingest → listener p99', unit: 'ms', log: true, groups,
+    series: [
+      { name: 'Kite', values: summary.map((s) => s.kite.p99Ms) },
+      { name: 'uWS publish', values: summary.map((s) => s.uwsPublish.p99Ms) },
+      { name: 'ws library', values: summary.map((s) => s.wsPublish.p99Ms) },
+    ],
+    targets: [{ label: 'target p99 20 ms', value: 20 }],
+  }), flags.profile, '-latency');
   return { scenario: 'fanout', summary: summary.map((s) => s.line), file };
 }
 

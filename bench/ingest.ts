@@ -11,6 +11,7 @@ import { ADMIN_DATABASE_URL, groupCommits, scrapeMetrics, setupStripeSource, sta
 import { runCleanups, startBaseline, type Child } from './lib/processes.js';
 import { Progress } from './lib/progress.js';
 import { isMain, writeResults, type ScenarioOutcome } from './lib/results.js';
+import { barChartSvg, writeChart } from './lib/svg-chart.js';
 import { formatCount, median, ratio, round } from './lib/stats.js';
 import { SignedSupply, signedRequest, stripeEventBody, nextEventId } from './lib/stripe.js';
 
@@ -130,6 +131,15 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
     targets: { connections: 64, eventsPerSec: 20_000, p99Ms: 20 },
     levels: summary, stages,
   }, flags.profile).file;
+  writeChart(file, 'ingest', barChartSvg({
+    title: 'ingest: signed Stripe webhooks, stored before the 200', unit: 'events/s', log: true,
+    groups: summary.map((s) => `${s.connections} conns`),
+    series: [
+      { name: 'Kite', values: summary.map((s) => s.kite.eventsPerSec) },
+      { name: 'uWS no-op POST (ceiling)', values: summary.map((s) => s.uwsNoop.eventsPerSec) },
+    ],
+    targets: [{ label: 'target 20,000/s at 64 conns', value: 20_000 }],
+  }), flags.profile);
   return { scenario: 'ingest', summary: summary.map((s) => s.line), file };
 }
 
