@@ -128,6 +128,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       if (kind === 'source' && a && b) sources.invalidate(Number(a), b);
       if (kind === 'peer' && b) federation.peerChanged(b);
       if (kind === 'leases') federation.leasesReleased();
+      if (kind === 'probe' && a) federation.probeNow(a);
     });
     notifications.on('kite_federation', (payload) => federation.wake(payload.split(',')));
     notifications.onReconnect(() => {

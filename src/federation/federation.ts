@@ -44,6 +44,8 @@ export interface Federation {
   wake(peerIds: readonly string[]): void;
   /** A `kite_config` "peer:…" notification or a local change. */
   peerChanged(peerId: string, redrive?: boolean): void;
+  /** A `kite_config` "probe:<peer id>" notification: the peer's actor, if it runs here, probes now. */
+  probeNow(peerId: string): void;
   /** A `kite_config` "leases:…" notification: a node gave peers back. */
   leasesReleased(): void;
   /** Peer IDs whose actors run on this node. */
@@ -83,6 +85,7 @@ export function createFederation(deps: FederationDeps): Federation {
     wake: (peerIds) => supervisor.wake(peerIds),
     peerChanged,
     leasesReleased: () => keeper.nudge(),
+    probeNow: (peerId) => supervisor.probeNow(peerId),
     runningPeers: () => supervisor.runningPeers(),
   };
 }

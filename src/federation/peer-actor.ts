@@ -130,6 +130,10 @@ export class PeerActor {
     this.actor.send({ type: 'WORK_AVAILABLE' });
   }
 
+  probeNow(): void {
+    this.actor.send({ type: 'PROBE_NOW' });
+  }
+
   /** The peer's row changed (PATCH, redrive, rotation): apply it to the running actor. */
   update(peer: SupervisedPeer, redrive: boolean): void {
     const before = this.peer;

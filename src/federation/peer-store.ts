@@ -175,6 +175,11 @@ export class PeerStore {
     });
   }
 
+  /** Asks whichever node runs the peer's actor to probe it now (`kite_config` "probe:<peer id>"). */
+  async requestProbe(peerId: string): Promise<void> {
+    await this.pool.query("SELECT pg_notify('kite_config', $1)", [`probe:${peerId}`]);
+  }
+
   /**
    * Puts every dead-lettered delivery of a live peer back in its queue (which is ordered by event
    * seq, so they go ahead of newer ones) and the peer back to `healthy`. Returns how many.

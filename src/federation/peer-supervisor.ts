@@ -60,6 +60,11 @@ export class PeerSupervisor implements LeaseHolder {
     for (const id of ids) this.running.get(id)?.wake();
   }
 
+  /** A dead-lettered peer's actor probes at once (ignored in other states). */
+  probeNow(peerId: string): void {
+    this.running.get(peerId)?.probeNow();
+  }
+
   /** A peer was created, changed, redriven or deleted (here or on another node). */
   async changed(peerId: string, what: { redrive?: boolean } = {}): Promise<void> {
     const actor = this.running.get(peerId);

@@ -77,6 +77,11 @@ async function receive(
     throw err;
   }
   limiter.take(peer.id, peer.inboundRateLimit, events.length);
+  // A probe from a peer we hold dead-lettered says it takes our requests again (it just accepted
+  // an invite, or fixed its keys): probe it back now instead of in up to maxDelayMs.
+  if (events.length === 0 && peer.state === 'dead-lettered') {
+    peers.requestProbe(peer.id).catch((err: unknown) => ctx.logger.warn({ err: (err as Error).message, peer: peer.id }, 'could not ask for a probe'));
+  }
   const kept = events.filter((_, i) => !visited[i]);
   const results = await ctx.appender.appendMany(kept.map((event) => ({ teamId, event })));
   countDrops(ctx, teamId, peer, events.length - kept.length, kept.flatMap((event, i) => (results[i]!.duplicate ? [] : [{ seq: results[i]!.seq, source: event.source, id: event.id }])));

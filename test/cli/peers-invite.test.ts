@@ -119,6 +119,10 @@ describe('kite peers invite / accept', () => {
   });
 
   it('peers accept - registers the inviter with the keys swapped, prints no secret, and events flow both ways', async () => {
+    // An event stored at A before B accepts: B does not know A yet and answers 401, so A
+    // dead-letters the peer and holds the event. Accept's signed probe makes A probe back at once.
+    const early = await ingestAt(a);
+    await expect.poll(async () => (await peersOf(a))[0]!['state'], { timeout: 15_000, interval: 100 }).toBe('dead-lettered');
     const r = await kiteAt(b, ['peers', 'accept', token]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout + r.stderr).not.toContain('whsec_');
@@ -127,6 +131,9 @@ describe('kite peers invite / accept', () => {
     expect(printed).not.toHaveProperty('outboundKey');
     expect(r.stderr).toMatch(/Paired team acme with team acme on kite-a/);
     expect(r.stderr).toMatch(/Delete the invite/);
+    expect(r.stderr).toMatch(/kite-a accepted a signed probe from this instance/);
+    // Well before A's own first probe (retry.maxDelayMs, 5 minutes by default).
+    await expect.poll(() => hasEvent(b, early), { timeout: 15_000, interval: 100 }).toBe(true);
     expect(await peersOf(b)).toEqual([expect.objectContaining({ id: printed['id'], instanceId: 'kite-a' })]);
 
     const fromA = await ingestAt(a);

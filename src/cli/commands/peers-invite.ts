@@ -12,6 +12,8 @@
 import { CLIENT_ENV, CLIENT_FLAGS, KITE_URL_FLAG, TEAM_FLAG, apiRequest, printJson, resolveClient, teamPath, type Client } from '../api-client.js';
 import { CliError, UsageError, listFlag, requiredString, slug, stringFlag, type FlagSpec, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
+import { randomUUID } from 'node:crypto';
+import { signStandard } from '../../providers/standard-signature.js';
 import { newPeerBody } from './peers-flags.js';
 
 
@@ -204,15 +206,49 @@ const accept: Command = {
     const created = await apiRequest<CreatedPeer & Record<string, unknown>>(client, 'POST', teamPath(team, 'peers'), { body });
     const { outboundKey: _out, inboundKey: _in, ...shown } = created;
     printJson(shown);
+    const handshake = await sendHandshake(offer.url, offer.team, self.instanceId, offer.outboundKey);
     process.stderr.write([
       '',
       `Paired team ${team} with team ${offer.team} on ${offer.instanceId} (${offer.url}): peer id ${String(created.id)}, forwarding ${(body['scopes'] as string[]).join(',')}.`,
-      `${offer.instanceId} registered this instance when it made the invite, so events now flow both ways.`,
+      handshake.ok
+        ? `${offer.instanceId} accepted a signed probe from this instance: events flow both ways now (anything it held for us while waiting is sent at once).`
+        : `Warning: ${offer.instanceId} did not accept a signed probe from here (${handshake.problem}). The pairing is registered; check that this machine can reach ${offer.url}, or see 'kite peers show' on both sides.`,
       'The keys from the invite are stored and not shown again. Delete the invite: it holds both of them.',
       '',
     ].join('\n'));
     return 0;
   },
 };
+
+/**
+ * Ends `accept` with a signed empty batch to the inviter, as this instance would send it (contract
+ * §5 "Receiving": a probe stores nothing). It proves the pairing end to end, and the inviter, if it
+ * had dead-lettered this instance for events sent before the invite was accepted (answered 401),
+ * probes back at once instead of after its retry.maxDelayMs.
+ */
+async function sendHandshake(url: string, remoteTeam: string, selfInstanceId: string, key: string): Promise<{ ok: true } | { ok: false; problem: string }> {
+  const id = `kite-handshake-${randomUUID()}`;
+  const timestamp = Math.floor(Date.now() / 1000);
+  try {
+    const answer = await fetch(`${url.replace(/\/+$/, '')}/hooks/${encodeURIComponent(remoteTeam)}/kite`, {
+      method: 'POST',
+      redirect: 'manual',
+      signal: AbortSignal.timeout(10_000),
+      headers: {
+        'content-type': 'application/cloudevents-batch+json',
+        'webhook-id': id,
+        'webhook-timestamp': String(timestamp),
+        'webhook-signature': signStandard(key, id, timestamp, '[]'),
+        'kite-peer': selfInstanceId,
+      },
+      body: '[]',
+    });
+    await answer.body?.cancel();
+    return answer.ok ? { ok: true } : { ok: false, problem: `HTTP ${answer.status}` };
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    return { ok: false, problem: cause?.code ?? cause?.message ?? (err as Error).message };
+  }
+}
 
 export const pairingCommands = { invite, accept } as const;
