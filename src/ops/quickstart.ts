@@ -47,6 +47,7 @@ export function quickstartBanner(config: Config, localUrl: string, adminToken: {
       `    -d '${body}'`,
     );
   }
+  lines.push('', `Status page (sign in with the admin token): ${localUrl}/ui`);
   lines.push('');
   return lines.join('\n');
 }
