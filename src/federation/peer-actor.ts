@@ -157,6 +157,9 @@ export class PeerActor {
     this.actor.stop();
     void this.http.close();
     await this.writes.catch(() => {});
+    // The last delivered batch's mark may still be committing: let it, so a node that hands the
+    // peer over does not leave the next owner a batch to send again.
+    await this.delivery.settle().catch(() => {});
   }
 
   private end(err: unknown): void {

@@ -66,6 +66,13 @@ type Answer = { kind: 'answer'; response: PeerResponse } | { kind: 'error'; mess
 export class PeerDelivery {
   /** The batch that failed last, re-sent identically on the next attempt. */
   private retrying: number[] | undefined;
+  /**
+   * The mark of the last delivered batch, still committing while the next batch is read and sent
+   * (its rows are left out of that read). Any other write, and any failure, waits for it first;
+   * its error (a lost lease, the database) surfaces at that wait. A crash before it commits only
+   * means the batch is sent again, which the receiver deduplicates.
+   */
+  private marking: { readonly ids: number[]; readonly done: Promise<unknown> } | undefined;
 
   constructor(private readonly deps: DeliveryDeps) {}
 
@@ -75,10 +82,24 @@ export class PeerDelivery {
     const rows = this.retrying ? await this.rowsById(this.retrying) : [];
     // A re-sent batch is sent whole (same body, same webhook-id): it waits for all its tokens.
     if (rows.length > tokens) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(rows.length)) };
-    const batch = rows.length > 0 ? rows : await this.nextRows(Math.min(tokens, MAX_BATCH));
+    const batch = rows.length > 0 ? rows : await this.nextRows(Math.min(tokens, MAX_BATCH), this.marking?.ids ?? []);
     this.retrying = undefined;
-    if (batch.length === 0) return { tag: 'idle' };
+    if (batch.length === 0) {
+      await this.settle();
+      return { tag: 'idle' };
+    }
     return this.send(batch, signal, timeoutMs);
+  }
+
+  /** Waits for the mark still committing, if any; throws its error. */
+  async settle(): Promise<void> {
+    const marking = this.marking;
+    if (!marking) return;
+    try {
+      await marking.done;
+    } finally {
+      if (this.marking === marking) this.marking = undefined;
+    }
   }
 
   /** A signed empty batch: 2xx means the peer takes our requests again. */
@@ -105,8 +126,11 @@ export class PeerDelivery {
     const status = answer.kind === 'answer' ? answer.response.status : null;
     const outcome = classify(answer, batch.length);
     this.deps.observer?.requestFinished(peer, requestOutcome(status, batch.length), batch.length, (performance.now() - started) / 1000);
+    await this.settle();
     if (outcome.tag === 'delivered') {
-      await this.mark(batch, 'delivered', status, null);
+      const done = this.mark(batch, 'delivered', status, null);
+      done.catch(() => {}); // settled (and its error thrown) by the next settle()
+      this.marking = { ids: batch.map((r) => r.id), done };
       return outcome;
     }
     if (status === 413 && !single) {
@@ -163,13 +187,14 @@ export class PeerDelivery {
     }
   }
 
-  private async nextRows(limit: number): Promise<Row[]> {
+  /** The head of the queue, without `marking` (delivered rows whose mark is still committing). */
+  private async nextRows(limit: number, marking: number[]): Promise<Row[]> {
     const result = await this.deps.pool.query<Row>(
       `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
          FROM federation_deliveries d JOIN events e ON e.team_id = d.team_id AND e.seq = d.event_seq
-        WHERE d.peer_id = $1 AND d.status = 'pending'
+        WHERE d.peer_id = $1 AND d.status = 'pending' AND NOT (d.id = ANY ($3::bigint[]))
         ORDER BY d.event_seq LIMIT $2`,
-      [this.deps.peer().id, limit],
+      [this.deps.peer().id, limit, marking],
     );
     return result.rows;
   }
