@@ -26,6 +26,11 @@ export function createPool(url: string, logger: Logger, max = 16): Pool {
   });
   // An idle client losing its connection must not crash the process; the pool drops it.
   pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection lost'));
+  // Nor a client that loses it while the pool ends it (shutdown with a query still running: the
+  // pool has already removed its own listener then). The query in flight is rejected anyway.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => logger.debug({ err: err.message }, 'database connection lost'));
+  });
   return pool;
 }
 

@@ -34,6 +34,7 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
   }
   const url = withDatabase(serverUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => {}); // the drop below terminates whatever is still connected
   return {
     url,
     name,
