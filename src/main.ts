@@ -64,6 +64,10 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     await migrate(database.url, logger);
     const pool = createPool(database.url, logger);
     cleanups.unshift(() => pool.end());
+    // Group commit gets connections of its own: with many peer actors querying at once, waiting
+    // for one of the shared pool's would make webhooks miss their deadline.
+    const appendPool = createPool(database.url, logger, 6);
+    cleanups.unshift(() => appendPool.end());
     const adminToken = await loadAdminToken(pool, config.adminToken, config.dataDir);
     const metrics = createMetrics();
     // Per-peer state and queues, read from the shared tables at scrape time (right on any node).
@@ -77,7 +81,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       onSlowClose: () => metrics.slowListenersClosedTotal.inc(),
       onError: (err, teamId) => logger.warn({ err: (err as Error).message, teamId }, 'broadcast read failed; will retry'),
     });
-    const appender = new EventAppender(pool, {
+    const appender = new EventAppender(appendPool, {
       selfInstanceId: config.instanceId,
       federationSource: federationSource(config.publicUrl),
       onCommitted: (events) => {
