@@ -13,6 +13,7 @@ import {
   stream, TEAM, until, type Ingested,
 } from './scenario-kit.js';
 import type { Instance } from '../support/federation.js';
+import type { TestListener } from '../support/listener.js';
 
 let s: Scenario;
 
@@ -52,6 +53,18 @@ async function deadLetteredPair(): Promise<{ a: Instance; b: Instance; aPeerId: 
   return { a, b, aPeerId, bPeerId, right, wrong, sent: [...first, ...later] };
 }
 
+/** B's listener and stream got `sent` once each, in A's order, and A counts them all delivered. */
+async function expectAllDelivered(a: Instance, b: Instance, aPeerId: string, atB: TestListener, sent: Ingested[]): Promise<void> {
+  await atB.waitForEvents(sent.length, 10_000);
+  expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
+  const peer = await until(async () => {
+    const p = await getPeer(a, aPeerId);
+    return p.delivered === sent.length ? p : undefined;
+  }, `A to count ${sent.length} delivered`);
+  expect(peer).toMatchObject({ state: 'healthy', pending: 0, deadLettered: 0 });
+  expect((await stream(b, 'stripe.*')).map((e) => e['id'])).toEqual(sent.map((e) => e.id));
+}
+
 describe('federation - the receiving side says no', () => {
   it('federation - a redrive of a paused dead-lettered peer stores its peer_state_changed (no actor runs to report it), and resuming delivers all in order', async () => {
     const { a, b, aPeerId, right, sent } = await deadLetteredPair();
@@ -75,14 +88,7 @@ describe('federation - the receiving side says no', () => {
     expect(patched).not.toHaveProperty('outboundKey');
     const back = await stateChange(a, aPeerId, 'healthy', 'probe_succeeded', 5_000);
     expect(back).toMatchObject({ from: 'dead-lettered', held: 10 });
-    await atB.waitForEvents(10, 10_000);
-    expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
-    const peer = await until(async () => {
-      const p = await getPeer(a, aPeerId);
-      return p.delivered === 10 ? p : undefined;
-    }, 'A to count 10 delivered');
-    expect(peer).toMatchObject({ state: 'healthy', pending: 0, deadLettered: 0 });
-    expect((await stream(b, 'stripe.*')).map((e) => e['id'])).toEqual(sent.map((e) => e.id));
+    await expectAllDelivered(a, b, aPeerId, atB, sent);
   });
 
   it('federation - after the receiving side fixes its key, a redrive requeues everything held and it arrives once, in order', async () => {
@@ -94,14 +100,7 @@ describe('federation - the receiving side says no', () => {
     expect(await redrive(a, aPeerId)).toBe(10);
     const back = await stateChange(a, aPeerId, 'healthy', 'redrive', 5_000);
     expect(back).toMatchObject({ from: 'dead-lettered' });
-    await atB.waitForEvents(10, 10_000);
-    expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
-    const peer = await until(async () => {
-      const p = await getPeer(a, aPeerId);
-      return p.delivered === 10 ? p : undefined;
-    }, 'A to count 10 delivered');
-    expect(peer).toMatchObject({ state: 'healthy', pending: 0, deadLettered: 0 });
-    expect((await stream(b, 'stripe.*')).map((e) => e['id'])).toEqual(sent.map((e) => e.id));
+    await expectAllDelivered(a, b, aPeerId, atB, sent);
   });
 
   it('federation - events stored while a dead-lettered peer comes back through its probe are all delivered, none left held', async () => {
