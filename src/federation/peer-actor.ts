@@ -69,6 +69,8 @@ export class PeerActor {
   private http: PeerHttp;
   private writes: Promise<unknown> = Promise.resolve();
   private ended = false;
+  /** Wake-ups received, so a delivery can tell whether one came while it ran. */
+  private wakes = 0;
 
   constructor(
     private peer: SupervisedPeer,
@@ -97,11 +99,23 @@ export class PeerActor {
     this.actor.subscribe({ error: (err) => this.log.error({ err }, 'peer actor failed') });
   }
 
-  /** The `deliver` or `probe` effect, after the bookkeeping writes before it. */
+  /**
+   * The `deliver` or `probe` effect, after the bookkeeping writes before it. A wake-up that comes
+   * while a delivery runs is lost on the machine (`delivering` ignores WORK_AVAILABLE), so a read
+   * that found the queue empty is repeated if one came meanwhile: else an event committed just
+   * after that read would wait for the next one, or for the 5 s idle poll.
+   */
   async run(kind: 'deliver' | 'probe', signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     await this.writes;
     try {
-      return await (kind === 'deliver' ? this.delivery.deliverNext(signal, timeoutMs) : this.delivery.probe(signal, timeoutMs));
+      if (kind === 'probe') return await this.delivery.probe(signal, timeoutMs);
+      let seen = this.wakes;
+      let outcome = await this.delivery.deliverNext(signal, timeoutMs);
+      while (outcome.tag === 'idle' && this.wakes !== seen && !signal.aborted) {
+        seen = this.wakes;
+        outcome = await this.delivery.deliverNext(signal, timeoutMs);
+      }
+      return outcome;
     } catch (err) {
       if (signal.aborted) throw err;
       this.end(err);
@@ -127,6 +141,7 @@ export class PeerActor {
   }
 
   wake(): void {
+    this.wakes++;
     this.actor.send({ type: 'WORK_AVAILABLE' });
   }
 
