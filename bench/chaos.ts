@@ -11,14 +11,13 @@
  * set, so a failure's seed reruns it.
  */
 import { rmSync } from 'node:fs';
-import pg from 'pg';
 import { makeTestTls } from '../test/support/tls.js';
 import { chooseSeed } from './lib/chaos/prng.js';
 import { failureText, isPass, reportLine } from './lib/chaos/report-line.js';
 import { runChaos, type ChaosReport } from './lib/chaos/run-chaos.js';
 import type { Database } from './lib/chaos/cluster.js';
 import { parseFlags, type BenchFlags } from './lib/flags.js';
-import { ADMIN_DATABASE_URL } from './lib/kite.js';
+import { ADMIN_DATABASE_URL, adminQuery } from './lib/kite.js';
 import { machineFacts, describeMachine } from './lib/machine.js';
 import { onCleanup, runCleanups } from './lib/processes.js';
 import { isMain, writeResults, type ScenarioOutcome } from './lib/results.js';
@@ -78,17 +77,8 @@ function durationGiven(): boolean {
 /** A fresh, empty database per instance (Kite migrates it at start), dropped at the end or on Ctrl-C. */
 async function benchDatabase(): Promise<Database> {
   const name = `kite_chaos_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const drop = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const drop = () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   const unregister = onCleanup(drop);
   const url = new URL(ADMIN_DATABASE_URL);
   url.pathname = `/${name}`;

@@ -33,7 +33,8 @@ function databaseUrl(name: string): string {
   return url.toString();
 }
 
-async function admin(sql: string): Promise<void> {
+/** Runs one statement on the admin database (CREATE/DROP DATABASE). */
+export async function adminQuery(sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
   await client.connect();
   try {
@@ -58,8 +59,8 @@ export interface KiteOptions {
 
 export async function startKite(options: KiteOptions = {}): Promise<KiteServer> {
   const name = `kite_bench_${process.pid}_${Date.now().toString(36)}`;
-  await admin(`CREATE DATABASE ${name}`);
-  const drop = () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const drop = () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   const unregisterDrop = onCleanup(drop);
   const url = databaseUrl(name);
   const port = await freePort();

@@ -68,8 +68,9 @@ export class PeerDelivery {
   private retrying: number[] | undefined;
   /**
    * The mark of the last delivered batch, still committing while the next batch is read and sent
-   * (its rows are left out of that read). Any other write, and any failure, waits for it first;
-   * its error (a lost lease, the database) surfaces at that wait. A crash before it commits only
+   * (its rows are left out of that read). Every outcome other than `delivered` waits for it
+   * first, so the state change that follows (and its `held` count) sees it committed; its error
+   * (a lost lease, the database) surfaces at that wait. A crash before it commits only
    * means the batch is sent again, which the receiver deduplicates.
    */
   private marking: { readonly ids: number[]; readonly done: Promise<unknown> } | undefined;
@@ -78,7 +79,10 @@ export class PeerDelivery {
 
   async deliverNext(signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     const tokens = Math.floor(this.deps.bucket.available());
-    if (tokens < 1) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(1)) };
+    if (tokens < 1) {
+      await this.settle();
+      return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(1)) };
+    }
     const rows = this.retrying ? await this.rowsById(this.retrying) : [];
     // A re-sent batch is sent whole (same body, same webhook-id): it waits for all its tokens.
     if (rows.length > tokens) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(rows.length)) };

@@ -14,17 +14,7 @@ import { standardWebhook, stripeWebhook } from '../support/signers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { makeTestTls, type TestTls } from '../support/tls.js';
 import { STRIPE_SECRET } from '../support/webhooks.js';
-
-/** The value of the first sample named `name` whose labels include all of `labels`. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
-  }
-  return undefined;
-}
+import { sample } from '../support/metrics.js';
 
 describe('the delivery observer', () => {
   it('metrics - the observer counts events by outcome and observes each request\'s round trip and batch size', async () => {

@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { ADMIN_TOKEN, type ApiAnswer, expectStatus, startTestKite, type TestKite } from '../support/kite.js';
 import { listen } from '../support/listener.js';
 import { stripeWebhook } from '../support/signers.js';
+import { sample } from '../support/metrics.js';
 
 const STRIPE_SECRET = 'whsec_ops_metrics_secret_never_shown';
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -29,17 +30,6 @@ async function metricsText(): Promise<string> {
   const answer = await kite.api.as(undefined).get('/metrics');
   expect(answer.status).toBe(200);
   return answer.body as string;
-}
-
-/** The value of the first sample named `name` whose labels include all of `labels`. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = new Map([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
-  }
-  return undefined;
 }
 
 /** Polls /metrics until `predicate` holds (the gauge follows sockets asynchronously). */
