@@ -202,10 +202,15 @@ export class PeerActor {
     });
   }
 
-  /** The state and its `peer_state_changed` event commit together, fenced by the lease. */
+  /**
+   * The state and its `peer_state_changed` event commit together, fenced by the lease. The team's
+   * row is locked first, as a redrive and the append function lock it, so the three never wait
+   * on each other in a cycle (the append below takes it anyway).
+   */
   private async persistState(change: PeerStateChange): Promise<void> {
     const peer = this.peer;
     await inTransaction(this.deps.pool, async (client) => {
+      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
       const result = await client.query<{ owned: number; held: number }>(
         `WITH ${fenceCheck(1, 2)},
          updated AS (

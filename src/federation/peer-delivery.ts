@@ -247,8 +247,10 @@ export class PeerDelivery {
   }
 
   private async deadLetterAlone(row: Row, peer: DeliveryPeer, statusCode: number): Promise<void> {
-    // The dead letter and its `delivery_failed` event commit together.
+    // The dead letter and its `delivery_failed` event commit together; the team's row first, in
+    // the order a redrive and the append function take their locks.
     await inTransaction(this.deps.pool, async (client) => {
+      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
       await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`, true, client);
       await this.deps.appendInternal(client, peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
         peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
