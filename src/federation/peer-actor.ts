@@ -133,6 +133,8 @@ export class PeerActor {
   }
 
   private chained(write: () => Promise<unknown>): void {
+    // A hold or release changes the queue: a batch read ahead before it may skip released rows.
+    this.delivery.forgetReadAhead();
     this.writes = this.writes.then(() => (this.ended ? undefined : write())).catch((err: unknown) => this.end(err));
   }
 

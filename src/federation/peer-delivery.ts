@@ -6,6 +6,12 @@
  * events as the token bucket has tokens. A failed batch is re-sent identically (same events, same
  * body, same `webhook-id`) until it is answered; a 413 splits it; another 4xx to a batch re-sends
  * its events one at a time, and another 4xx to one event dead-letters that event alone.
+ *
+ * Draining a deep queue, the next batch is read while the current one is in flight (read-ahead):
+ * the read leaves out the batch in flight and the one still being marked, and is used only if the
+ * whole batch in flight was delivered and the read found a full batch. A shorter read means the
+ * queue was nearly empty: it is dropped and the queue read again after the answer, so an event
+ * that commits during a request still goes out in the very next one (latency below saturation).
  */
 import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
 import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
@@ -74,8 +80,21 @@ export class PeerDelivery {
    * means the batch is sent again, which the receiver deduplicates.
    */
   private marking: { readonly ids: number[]; readonly done: Promise<unknown> } | undefined;
+  /** The batch after the one in flight, read meanwhile (see the header); `limit` rows asked. */
+  private ahead: { readonly limit: number; readonly rows: Promise<Row[]> } | undefined;
+  /** Bumped by forgetReadAhead(), so a read-ahead started before a change is never kept. */
+  private queueChanges = 0;
 
   constructor(private readonly deps: DeliveryDeps) {}
+
+  /**
+   * Drops the read-ahead: the queue changed under it (a hold, a release, a redrive). Called before
+   * any such write is queued; the next delivery reads the queue again after that write.
+   */
+  forgetReadAhead(): void {
+    this.queueChanges++;
+    this.ahead = undefined;
+  }
 
   async deliverNext(signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     const tokens = Math.floor(this.deps.bucket.available());
@@ -83,16 +102,41 @@ export class PeerDelivery {
       await this.settle();
       return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(1)) };
     }
+    const ahead = this.ahead;
+    this.ahead = undefined;
     const rows = this.retrying ? await this.rowsById(this.retrying) : [];
     // A re-sent batch is sent whole (same body, same webhook-id): it waits for all its tokens.
     if (rows.length > tokens) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(rows.length)) };
-    const batch = rows.length > 0 ? rows : await this.nextRows(Math.min(tokens, MAX_BATCH), this.marking?.ids ?? []);
+    const limit = Math.min(tokens, MAX_BATCH);
+    let batch = rows;
+    if (batch.length === 0 && ahead) {
+      const read = await ahead.rows;
+      // Only a full read-ahead proves the queue is deep; the bucket may hold fewer tokens now.
+      if (read.length === ahead.limit) batch = read.slice(0, limit);
+    }
+    if (batch.length === 0) batch = await this.nextRows(limit, this.marking?.ids ?? []);
     this.retrying = undefined;
     if (batch.length === 0) {
       await this.settle();
       return { tag: 'idle' };
     }
-    return this.send(batch, signal, timeoutMs);
+    // A full batch: the queue may hold more, so read the next one while this one travels.
+    const readAhead = batch.length === limit && rows.length === 0 ? this.readAhead(batch, limit) : undefined;
+    const changes = this.queueChanges;
+    const outcome = await this.send(batch, signal, timeoutMs);
+    // Valid only if every event of the batch is settled: a partial outcome (a 413 split, the byte
+    // cap, one-by-one re-sends cut short) leaves some of them at the head of the queue.
+    const whole = outcome.tag === 'delivered' && outcome.count === batch.length;
+    if (readAhead && whole && changes === this.queueChanges && !signal.aborted) this.ahead = readAhead;
+    return outcome;
+  }
+
+  private readAhead(inFlight: Row[], limit: number): { limit: number; rows: Promise<Row[]> } {
+    const exclude = inFlight.map((r) => r.id);
+    if (this.marking) exclude.push(...this.marking.ids);
+    const rows = this.nextRows(limit, exclude);
+    rows.catch(() => {}); // an unused read-ahead's error is nobody's; a used one rethrows when awaited
+    return { limit, rows };
   }
 
   /** Waits for the mark still committing, if any; throws its error. */

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pair } from '../support/federation.js';
 import { expectStatus } from '../support/kite.js';
+import { metricsOf, sample } from '../support/metrics.js';
 import {
   deliveries, FAST_RETRY, getPeer, idsSeen, ingestMany, patchPeer, peerInState, Scenario, stateChange, stateChanges, stream, TEAM, until,
 } from './scenario-kit.js';
@@ -73,6 +74,34 @@ describe('federation - a peer that is away', () => {
     await atB.waitForEvents(10, 10_000);
     expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
     await until(async () => (await getPeer(a, aPeerId)).delivered === 10, 'A to count 10 delivered');
+  });
+
+  it('federation - a deep queue (600 events, batches of 100 read one ahead) drains once, in A\'s order, after a pause', async () => {
+    s = new Scenario();
+    const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
+    // A burst of 100 tokens caps each batch at 100: every batch is full, so the next one is read
+    // while it is in flight (peer-delivery.ts, read-ahead) — six requests, five read ahead.
+    const { aPeerId } = await pair(a, b, TEAM, { rateLimit: { perSecond: 100_000, burst: 100 } });
+    await patchPeer(a, aPeerId, { enabled: false });
+    const sent = await ingestMany(a, 600, 8);
+    expect((await getPeer(a, aPeerId)).pending).toBe(600);
+
+    const atB = await s.listen(b);
+    await patchPeer(a, aPeerId, { enabled: true });
+    await atB.waitForEvents(600, 20_000);
+    expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
+    expect((await stream(b, 'stripe.*')).map((e) => e['id'])).toEqual(sent.map((e) => e.id));
+    const drained = await until(async () => {
+      const p = await getPeer(a, aPeerId);
+      return p.pending === 0 ? p : undefined;
+    }, 'A\'s queue for B to drain');
+    expect(drained).toMatchObject({ delivered: 600, deadLettered: 0 });
+    const rows = await deliveries(a, aPeerId);
+    expect(rows.every((d) => d.status === 'delivered' && d.attempts === 1)).toBe(true);
+    // B deduplicates, so a batch read again while in flight would only show here: A counts the
+    // events of every request answered 2xx.
+    const metrics = await metricsOf(a.kite);
+    expect(sample(metrics, 'kite_peer_deliveries_total', { peer: aPeerId, outcome: 'delivered' })).toBe(600);
   });
 
   it('federation - a dead peer backs off without slowing delivery to a healthy one', async () => {
