@@ -3,7 +3,8 @@
  * and owns the order of start and shutdown.
  *
  * Shutdown (SIGTERM): stop accepting connections → refuse new requests with 503 → let in-flight
- * requests and group commits finish → close listeners with 1001 → close the database.
+ * requests and group commits finish → close listeners with 1001 → close every connection left
+ * (idle keep-alive ones) → close the database.
  */
 import type { AppContext } from './app-context.js';
 import { teamRoutes } from './admin/team-routes.js';
@@ -21,6 +22,7 @@ import { PostgresEventReader } from './events/event-reader.js';
 import { eventRoutes } from './events/event-routes.js';
 import { createFederation } from './federation/federation.js';
 import { federationSource, peerStateChangedEvent } from './federation/internal-events.js';
+import { readPeerQueueStats } from './federation/peer-queue-stats.js';
 import { PeerStore } from './federation/peer-store.js';
 import { peerRoutes } from './federation/peer-routes.js';
 import { receiveRoutes } from './federation/receive-route.js';
@@ -29,7 +31,7 @@ import { appendOn, EventAppender } from './ingest/event-appender.js';
 import { ingestRoutes, withDeadline } from './ingest/ingest-route.js';
 import { BroadcastHub } from './listen/broadcast-hub.js';
 import { CLOSE_GOING_AWAY } from './listen/listener-socket.js';
-import { peerDeliveryObserver, readPeerGauges, registerPeerGauges } from './observability/federation-metrics.js';
+import { peerDeliveryObserver, registerPeerGauges } from './observability/federation-metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
@@ -71,7 +73,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const adminToken = await loadAdminToken(pool, config.adminToken, config.dataDir);
     const metrics = createMetrics();
     // Per-peer state and queues, read from the shared tables at scrape time (right on any node).
-    registerPeerGauges(metrics.registry, () => readPeerGauges(pool));
+    registerPeerGauges(metrics.registry, () => readPeerQueueStats(pool));
     const reader = new PostgresEventReader(pool);
     const hub = new BroadcastHub(reader, {
       onSent: (count, committedAt) => {
@@ -189,6 +191,8 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
           await appender.drain();
           await server.idle();
           hub.closeAll(CLOSE_GOING_AWAY, 'server shutting down');
+          // Nothing is in flight any more: what is still connected is idle (keep-alive) or closing.
+          server.closeConnections();
           for (const cleanup of cleanups) await cleanup().catch((err: unknown) => logger.warn({ err }, 'cleanup failed'));
           logger.info('stopped');
         })()),

@@ -36,7 +36,9 @@ export function mountRoutes(app: TemplatedApp, routes: readonly Route[], options
       const finish = (response: KiteResponse, close = false) => {
         options.inFlight.end();
         if (aborted) return;
-        res.cork(() => writeResponse(res, response, close));
+        // Once shutdown has begun, every answer says `connection: close`, so no client reuses a
+        // connection the server is about to close.
+        res.cork(() => writeResponse(res, response, close || options.isDraining()));
         options.onFinished?.(route, response.status, (performance.now() - started) / 1000);
       };
       if (options.isDraining()) {

@@ -18,6 +18,14 @@ export interface HttpServer {
   startDraining(): void;
   /** Resolves when no HTTP request is being handled. */
   idle(): Promise<void>;
+  /**
+   * Closes every connection still open, idle keep-alive ones included (uWS would otherwise hold
+   * them until its own idle timeout, and a client would send its next request into a stopped
+   * server). Abrupt for whatever is still on a connection, the unsent rest of an answer too big
+   * for the socket buffers included: call it once idle() has resolved and WebSocket clients have
+   * been sent their close frames.
+   */
+  closeConnections(): void;
 }
 
 export async function startHttpServer(ctx: AppContext, routes: readonly (Route | SocketRoute)[]): Promise<HttpServer> {
@@ -66,8 +74,14 @@ export async function startHttpServer(ctx: AppContext, routes: readonly (Route |
     idle() {
       return inFlight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
     },
+    closeConnections() {
+      (app as unknown as ClosableApp).close();
+    },
   };
 }
+
+/** uWS's `app.close()` (since v20.30: closes the listen sockets and every socket of the app); missing from the typings. */
+type ClosableApp = { close(): void };
 
 /** uWS's `ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT` (the enum is in its typings, not in its binary). */
 const LIBUS_LISTEN_EXCLUSIVE_PORT = 1;

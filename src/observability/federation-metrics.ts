@@ -9,13 +9,13 @@
  *   but every node answers /metrics, so these come from the tables every node shares, never from
  *   the local actor: each node reports the same values (aggregate them with max, not sum).
  *
- * The scrape-time read is one grouped query (the partial indexes on pending and dead_lettered
- * deliveries make each count an index-only range), shared by every gauge of a scrape, cached for
- * a second, and raced against a deadline: a slow or absent database leaves the gauges empty and
- * counts a collection failure, it never hangs /metrics.
+ * The scrape-time read is one grouped query (federation/peer-queue-stats.ts), shared by every
+ * gauge of a scrape, cached for a second, and raced against a deadline: a slow or absent database
+ * leaves the gauges empty and counts a collection failure, it never hangs /metrics.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Pool } from '../db/pool.js';
+import type { PeerQueueStats } from '../federation/peer-queue-stats.js';
 import type { Metrics } from './metrics.js';
 
 export interface ObservedPeer {
@@ -67,39 +67,6 @@ export function peerDeliveryObserver(metrics: Pick<Metrics, 'peerDeliveriesTotal
 
 export const PEER_STATES = ['healthy', 'backing-off', 'rate-limited', 'dead-lettered'] as const;
 
-export interface PeerGaugeRow {
-  readonly id: string;
-  readonly instanceId: string;
-  readonly state: string;
-  readonly enabled: boolean;
-  readonly pending: number;
-  readonly held: number;
-  /** Age of the head of the queue (the pending delivery sent next); 0 when nothing is pending. */
-  readonly oldestPendingSeconds: number;
-}
-
-/**
- * Live peers (paused ones included) with their queue. The oldest pending delivery is the head
- * of the queue (lowest event seq: redriven deliveries go back ahead of newer ones), found with
- * one probe of the `federation_deliveries_queue` index.
- */
-const PEER_GAUGES_SQL = `
-  SELECT p.id, p.instance_id, p.state, p.enabled,
-         (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'pending')::int AS pending,
-         (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'dead_lettered')::int AS held,
-         coalesce((SELECT extract(epoch FROM now() - d.created_at) FROM federation_deliveries d
-                    WHERE d.peer_id = p.id AND d.status = 'pending' ORDER BY d.event_seq LIMIT 1), 0)::float8 AS oldest
-    FROM peers p
-   WHERE p.deleted_at IS NULL`;
-
-export async function readPeerGauges(pool: Pool): Promise<PeerGaugeRow[]> {
-  const result = await pool.query<{ id: string; instance_id: string; state: string; enabled: boolean; pending: number; held: number; oldest: number }>(PEER_GAUGES_SQL);
-  return result.rows.map((r) => ({
-    id: r.id, instanceId: r.instance_id, state: r.state, enabled: r.enabled, pending: r.pending, held: r.held,
-    oldestPendingSeconds: Math.max(0, r.oldest),
-  }));
-}
-
 export interface PeerGaugeOptions {
   /** A scrape within this long of the last read reuses it (several gauges, several scrapers). */
   readonly cacheMs?: number;
@@ -108,19 +75,19 @@ export interface PeerGaugeOptions {
 }
 
 /**
- * Registers the per-peer gauges, filled at scrape time from `load` (readPeerGauges on the pool).
+ * Registers the per-peer gauges, filled at scrape time from `load` (readPeerQueueStats on the pool).
  * One read serves every gauge of a scrape; a read still running is shared, never repeated, so a
  * hung database costs one query however often /metrics is scraped.
  */
-export function registerPeerGauges(registry: Registry, load: () => Promise<readonly PeerGaugeRow[]>, options: PeerGaugeOptions = {}): void {
+export function registerPeerGauges(registry: Registry, load: () => Promise<readonly PeerQueueStats[]>, options: PeerGaugeOptions = {}): void {
   const cacheMs = options.cacheMs ?? 1000;
   const deadlineMs = options.deadlineMs ?? 2000;
-  let last: { at: number; rows: readonly PeerGaugeRow[] } | undefined;
+  let last: { at: number; rows: readonly PeerQueueStats[] } | undefined;
   // The database read, shared until it settles: a hung database is asked once, however often scraped.
-  let reading: Promise<readonly PeerGaugeRow[]> | undefined;
+  let reading: Promise<readonly PeerQueueStats[]> | undefined;
   // One scrape's wait for it (with its deadline), shared by the gauges of that scrape.
-  let attempt: Promise<readonly PeerGaugeRow[] | undefined> | undefined;
-  const rows = (): Promise<readonly PeerGaugeRow[] | undefined> => {
+  let attempt: Promise<readonly PeerQueueStats[] | undefined> | undefined;
+  const rows = (): Promise<readonly PeerQueueStats[] | undefined> => {
     if (last && Date.now() - last.at < cacheMs) return Promise.resolve(last.rows);
     attempt ??= (async () => {
       reading ??= load()
@@ -155,7 +122,7 @@ export function registerPeerGauges(registry: Registry, load: () => Promise<reado
     },
   });
   const labelNames = ['peer', 'peer_instance'] as const;
-  const gauge = (name: string, help: string, value: (row: PeerGaugeRow) => number) =>
+  const gauge = (name: string, help: string, value: (row: PeerQueueStats) => number) =>
     new Gauge({
       name, help, labelNames, registers: [registry],
       async collect() {

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertFreshBuild, cleanEnv, runKite, startFakeKite, tempDir, type Answer, type FakeKite, type Recorded } from './helpers.js';
+import { assertFreshBuild, kiteAgainst, startFakeKite, tempDir, type FakeKite, type Recorded } from './helpers.js';
 
 assertFreshBuild();
 
@@ -13,15 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => fake.close());
 
-/** Run kite against the fake with a clean env; `answer` is what the fake says to every request. */
-async function kite(args: string[], answer: Answer, opts: { env?: Record<string, string>; input?: string; dir?: string } = {}) {
-  const dir = opts.dir ?? tempDir();
-  fake.requests.length = 0;
-  fake.answer = () => answer;
-  const env = cleanEnv(dir, { KITE_URL: fake.url, KITE_TOKEN: 'tok_test', ...opts.env });
-  const result = await runKite(args, { cwd: dir, env, ...(opts.input !== undefined ? { input: opts.input } : {}) });
-  return { ...result, sent: [...fake.requests] };
-}
+const kite = kiteAgainst(() => fake);
 
 function only(sent: Recorded[]): Recorded {
   expect(sent).toHaveLength(1);

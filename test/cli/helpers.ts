@@ -73,6 +73,29 @@ export function runKite(args: string[], opts: { cwd: string; env: Record<string,
   });
 }
 
+export interface RunAgainstFake extends RunResult {
+  /** The requests the fake received during the run, in order. */
+  readonly sent: Recorded[];
+}
+
+/**
+ * A runner of the built `kite` against a fake Kite, with a clean env that points it there
+ * (KITE_URL, KITE_TOKEN tok_test; `opts.env` overrides): `answer` is what the fake says to every
+ * request (or to each, when a function). The fake is given as a getter because test files start
+ * it in beforeAll.
+ */
+export function kiteAgainst(fakeKite: () => FakeKite) {
+  return async (args: string[], answer: Answer | ((req: Recorded) => Answer), opts: { env?: Record<string, string>; input?: string; dir?: string } = {}): Promise<RunAgainstFake> => {
+    const fake = fakeKite();
+    const dir = opts.dir ?? tempDir();
+    fake.requests.length = 0;
+    fake.answer = typeof answer === 'function' ? answer : () => answer;
+    const env = cleanEnv(dir, { KITE_URL: fake.url, KITE_TOKEN: 'tok_test', ...opts.env });
+    const result = await runKite(args, { cwd: dir, env, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+    return { ...result, sent: [...fake.requests] };
+  };
+}
+
 const running = new Set<KiteProcess>();
 
 /** For afterEach: a failed test must not leave a listener reconnecting in the background. */

@@ -6,9 +6,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeInvite, encodeInvite, INVITE_PREFIX, type Invite } from '../../src/federation/invite-token.js';
-import { startInstance, type Instance } from '../support/federation.js';
+import { hasEvent, ingestAt, startInstance, type Instance } from '../support/federation.js';
 import { ADMIN_TOKEN, expectStatus } from '../support/kite.js';
-import { stripeWebhook } from '../support/signers.js';
 import { makeTestTls, type TestTls } from '../support/tls.js';
 import { STRIPE_SECRET } from '../support/webhooks.js';
 import { assertFreshBuild, cleanEnv, runKite, tempDir } from './helpers.js';
@@ -27,17 +26,6 @@ async function kiteAt(instance: Instance, args: string[]) {
 
 async function peersOf(instance: Instance): Promise<Array<Record<string, unknown>>> {
   return expectStatus(await instance.kite.api.get('/v1/teams/acme/peers'), 200).body.items;
-}
-
-async function ingestAt(instance: Instance): Promise<string> {
-  const hook = stripeWebhook(STRIPE_SECRET);
-  expectStatus(await instance.kite.api.as(undefined).post('/hooks/acme/stripe', hook.body, hook.headers), 200);
-  return JSON.parse(hook.body).id as string;
-}
-
-async function hasEvent(instance: Instance, id: string): Promise<boolean> {
-  const answer = expectStatus(await instance.kite.api.get('/v1/teams/acme/events?types=stripe.*&limit=1000'), 200);
-  return (answer.body.items as Array<{ event: { id: string } }>).some((item) => item.event.id === id);
 }
 
 function reencode(token: string, change: (invite: Invite) => Record<string, unknown>): string {
@@ -121,7 +109,7 @@ describe('kite peers invite / accept', () => {
   it('peers accept - registers the inviter with the keys swapped, prints no secret, and events flow both ways', async () => {
     // An event stored at A before B accepts: B does not know A yet and answers 401, so A
     // dead-letters the peer and holds the event. Accept's signed probe makes A probe back at once.
-    const early = await ingestAt(a);
+    const early = (await ingestAt(a)).id;
     await expect.poll(async () => (await peersOf(a))[0]!['state'], { timeout: 15_000, interval: 100 }).toBe('dead-lettered');
     const r = await kiteAt(b, ['peers', 'accept', token]);
     expect(r.code, r.stderr).toBe(0);
@@ -136,8 +124,8 @@ describe('kite peers invite / accept', () => {
     await expect.poll(() => hasEvent(b, early), { timeout: 15_000, interval: 100 }).toBe(true);
     expect(await peersOf(b)).toEqual([expect.objectContaining({ id: printed['id'], instanceId: 'kite-a' })]);
 
-    const fromA = await ingestAt(a);
-    const fromB = await ingestAt(b);
+    const fromA = (await ingestAt(a)).id;
+    const fromB = (await ingestAt(b)).id;
     await expect.poll(() => hasEvent(b, fromA), { timeout: 15_000, interval: 100 }).toBe(true);
     await expect.poll(() => hasEvent(a, fromB), { timeout: 15_000, interval: 100 }).toBe(true);
     // Both directions verified with the keys from the invite: nothing was refused or held.

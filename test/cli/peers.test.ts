@@ -3,7 +3,7 @@ import { parseCommand } from '../../src/cli/args.js';
 import { peers } from '../../src/cli/commands/peers.js';
 import { shellQuote } from '../../src/cli/commands/peers-add.js';
 import { newPeerBody } from '../../src/cli/commands/peers-flags.js';
-import { assertFreshBuild, cleanEnv, runKite, startFakeKite, tempDir, type Answer, type FakeKite, type Recorded } from './helpers.js';
+import { assertFreshBuild, cleanEnv, kiteAgainst, runKite, startFakeKite, tempDir, type Answer, type FakeKite, type Recorded } from './helpers.js';
 
 assertFreshBuild();
 
@@ -50,13 +50,7 @@ function withInstance(answer: Answer | Route, self: unknown = SELF): (req: Recor
   };
 }
 
-async function kite(args: string[], answer: Answer | ((req: Recorded) => Answer), env: Record<string, string> = {}) {
-  const dir = tempDir();
-  fake.requests.length = 0;
-  fake.answer = typeof answer === 'function' ? answer : () => answer;
-  const result = await runKite(args, { cwd: dir, env: cleanEnv(dir, { KITE_URL: fake.url, KITE_TOKEN: 'tok_test', ...env }) });
-  return { ...result, sent: [...fake.requests] };
-}
+const kite = kiteAgainst(() => fake);
 
 const sent = (r: Recorded) => [r.method, r.url, r.body === '' ? undefined : JSON.parse(r.body)];
 
@@ -205,7 +199,7 @@ describe('kite peers add', () => {
     const r = await kite(
       ['peers', 'add', '--team', 'acme', '--instance-id', 'kite-b', '--url', 'https://b.kite.example.com', '--scopes', 'x.*', '--kite-url', fake.url],
       withInstance({ status: 201, body: { ...peerObject(), outboundKey: OUT_KEY, inboundKey: IN_KEY } }),
-      { KITE_URL: 'http://127.0.0.1:1' },
+      { env: { KITE_URL: 'http://127.0.0.1:1' } },
     );
     expect(r.code).toBe(0);
     expect(r.sent).toHaveLength(2);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { parsePublishedEvent } from '../../src/events/publish-input.js';
+import { codeOf } from '../support/assertions.js';
 
 const NOW = new Date('2026-11-27T19:36:43.000Z');
 const AGENT = 'https://kite.example.com/agents/bot';
@@ -9,16 +9,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 function publish(body: unknown, contentType = 'application/json') {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   return parsePublishedEvent(Buffer.from(text), contentType, AGENT, NOW);
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KiteError');
 }
 
 describe('publishing an event', () => {

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { compileTypePatterns, parseTypesParam } from '../../src/events/type-patterns.js';
+import { codeOf } from '../support/assertions.js';
 
 const SUCCEEDED = 'com.stripe.payment_intent.succeeded';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KiteError');
-}
 
 /** Reference glob: obviously correct, exponential, fine for short strings. */
 function globMatches(pattern: string, text: string): boolean {

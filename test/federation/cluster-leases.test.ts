@@ -8,10 +8,10 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlakyPeer } from '../support/flaky-peer.js';
-import { pair, peerKey, type Instance } from '../support/federation.js';
+import { ingestAt, pair, peerKey, type Instance } from '../support/federation.js';
 import { ADMIN_TOKEN, expectStatus, startTestKite, type TestKite } from '../support/kite.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { getPeer, idsSeen, ingest, ingestMany, Scenario, stateChanges, TEAM, until } from './scenario-kit.js';
+import { getPeer, idsSeen, ingestMany, Scenario, stateChanges, TEAM, until } from './scenario-kit.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
 let s: Scenario;
@@ -159,12 +159,12 @@ describe('cluster - peer leases', () => {
     s.onCleanup(() => proxy.stop());
     const { aPeerId } = await pair(a, b, TEAM, { url: proxy.url });
     const atB = await s.listen(b);
-    const first = await ingest(a);
+    const first = await ingestAt(a);
     await atB.waitForEvents(1, 10_000);
 
     let open!: () => void;
     proxy.hold = new Promise((resolve) => (open = resolve));
-    const second = await ingest(a);
+    const second = await ingestAt(a);
     await proxy.waitFor(() => proxy.requests.length === 2, 'the second delivery to reach the gateway');
     // Another owner takes the peer over while the request is in flight (as after a long pause).
     await a.db.query("UPDATE peer_leases SET node_id = 'another-node', fence = nextval('peer_lease_fence'), expires_at = now() + interval '1 hour' WHERE peer_id = $1", [aPeerId]);
@@ -188,7 +188,7 @@ describe('cluster - peer leases', () => {
     expect(marked.attempts).toBe(1);
     expect(proxy.requests.filter((r) => r.events.some((e) => e['id'] === second.id)).length).toBe(2);
     // B stored it once: its listener saw each event once, in A's order.
-    const third = await ingest(a);
+    const third = await ingestAt(a);
     await atB.waitForEvents(3, 10_000);
     expect(idsSeen(atB)).toEqual([first.id, second.id, third.id]);
     // Counted once each: the fenced-off mark counted nothing (peers.delivered, per-minute counts).

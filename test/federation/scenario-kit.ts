@@ -8,25 +8,16 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import type { Agent } from 'undici';
-import { expect } from 'vitest';
-import { startInstance, type Instance } from '../support/federation.js';
+import { ingestAt, startInstance, TEAM, type Ingested, type Instance } from '../support/federation.js';
 import { expectStatus, startTestKite } from '../support/kite.js';
 import { listen, type TestListener } from '../support/listener.js';
-import { stripeWebhook } from '../support/signers.js';
 import { makeTestTls, type TestTls } from '../support/tls.js';
 import { inParallel, STRIPE_SECRET } from '../support/webhooks.js';
 
-export const TEAM = 'acme';
+export { TEAM } from '../support/federation.js';
 
 /** Retries fast enough for a test, and never exhausted within one. */
 export const FAST_RETRY = { initialDelayMs: 50, maxDelayMs: 500, maxAttempts: 1000 };
-
-export interface Ingested {
-  readonly id: string;
-  readonly seq: number;
-  /** Date.now() when A answered 200 (the event is durably stored there). */
-  readonly storedAt: number;
-}
 
 /** One scenario's world: its TLS material, its instances and listeners, torn down together. */
 export class Scenario {
@@ -46,9 +37,9 @@ export class Scenario {
   }
 
   /**
-   * Stops the instance's server, keeping its database. The harness's own keep-alive connections
-   * to it are dropped first: `kite.close()` leaves idle accepted connections open, and while any
-   * is open the port cannot be bound again (the listen socket is exclusive).
+   * Stops the instance's server, keeping its database. The harness's own client is destroyed
+   * first, so that nothing reuses a pooled connection to the stopped server (`kite.close()`
+   * closes the connections it accepted, idle keep-alive ones included).
    */
   async down(instance: Instance): Promise<void> {
     await (instance.kite.api as unknown as { dispatcher?: Agent }).dispatcher?.destroy();
@@ -106,16 +97,9 @@ export class Scenario {
   }
 }
 
-export async function ingest(instance: Instance, type = 'payment_intent.succeeded', id?: string): Promise<Ingested> {
-  const hook = stripeWebhook(STRIPE_SECRET, { type, ...(id ? { id } : {}) });
-  const answer = await instance.kite.api.as(undefined).post(`/hooks/${TEAM}/stripe`, hook.body, hook.headers);
-  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
-  return { id: JSON.parse(hook.body).id as string, seq: answer.body.seq as number, storedAt: Date.now() };
-}
-
 /** `count` events, `concurrency` at a time; returned in A's stored (seq) order. */
 export async function ingestMany(instance: Instance, count: number, concurrency = 1, idOf?: (i: number) => string | undefined): Promise<Ingested[]> {
-  const all = await inParallel(count, concurrency, (i) => ingest(instance, 'payment_intent.succeeded', idOf?.(i)));
+  const all = await inParallel(count, concurrency, (i) => ingestAt(instance, 'payment_intent.succeeded', idOf?.(i)));
   return all.sort((x, y) => x.seq - y.seq);
 }
 

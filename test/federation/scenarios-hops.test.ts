@@ -4,8 +4,8 @@
  * stops it there and records `kite.federation.delivery_failed` with reason `hop_limit`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pair, type Instance } from '../support/federation.js';
-import { deliveries, deliveryFailures, idsSeen, ingest, Scenario, stream, TEAM, until } from './scenario-kit.js';
+import { ingestAt, pair, type Instance } from '../support/federation.js';
+import { deliveries, deliveryFailures, idsSeen, Scenario, stream, TEAM, until } from './scenario-kit.js';
 
 let s: Scenario;
 let a: Instance;
@@ -30,7 +30,7 @@ describe('federation - hop limit along A→B→C→D', () => {
   it('federation - an event from A stops at C (hops 2 = D\'s maxHops): C records hop_limit, D never gets it', async () => {
     const atC = await s.listen(c);
     const atD = await s.listen(d);
-    const sent = await ingest(a, 'charge.succeeded');
+    const sent = await ingestAt(a, 'charge.succeeded');
 
     await atC.waitFor(() => idsSeen(atC).includes(sent.id), 'the event at C', 15_000);
     const atCEvent = atC.events.find((f) => f.event!['id'] === sent.id)!.event!;
@@ -49,7 +49,7 @@ describe('federation - hop limit along A→B→C→D', () => {
 
     // D is reachable from C: an event stored at C afterwards arrives. The stopped one was never
     // queued, so with C's queue for D in order, its absence now is final.
-    const marker = await ingest(c, 'charge.marker');
+    const marker = await ingestAt(c, 'charge.marker');
     await atD.waitFor(() => idsSeen(atD).includes(marker.id), 'the marker at D', 15_000);
     expect(idsSeen(atD)).toEqual([marker.id]);
     expect((await stream(d, 'stripe.*')).map((e) => e['id'])).toEqual([marker.id]);

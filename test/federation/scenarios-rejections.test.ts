@@ -7,12 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlakyPeer } from '../support/flaky-peer.js';
-import { pair, peerKey } from '../support/federation.js';
+import { ingestAt, pair, peerKey, type Ingested, type Instance } from '../support/federation.js';
 import {
-  deliveries, deliveryFailures, getPeer, idsSeen, ingest, ingestMany, patchPeer, peerInState, redrive, Scenario, stateChange, stateChanges,
-  stream, TEAM, until, type Ingested,
+  deliveries, deliveryFailures, getPeer, idsSeen, ingestMany, patchPeer, peerInState, redrive, Scenario, stateChange, stateChanges, stream, TEAM, until,
 } from './scenario-kit.js';
-import type { Instance } from '../support/federation.js';
 import type { TestListener } from '../support/listener.js';
 
 let s: Scenario;
@@ -108,7 +106,7 @@ describe('federation - the receiving side says no', () => {
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
     const right = peerKey();
     const { aPeerId } = await pair(a, b, TEAM, { outboundKey: peerKey(), retry: { initialDelayMs: 50, maxDelayMs: 60_000 } }, { inboundKey: right });
-    const first = await ingest(a);
+    const first = await ingestAt(a);
     await peerInState(a, aPeerId, 'dead-lettered');
 
     // Ingest keeps going (8 at a time) while the PATCH's probe brings the peer back: whatever is
@@ -157,8 +155,8 @@ describe('federation - the receiving side says no', () => {
     expect(proxy.requests[0]!.status).toBe(400);
 
     // A marked event sent on its own, with a normal one after it.
-    const alone = await ingest(a, 'payment_intent.succeeded', `${MARK}${randomUUID()}`);
-    const after = await ingest(a);
+    const alone = await ingestAt(a, 'payment_intent.succeeded', `${MARK}${randomUUID()}`);
+    const after = await ingestAt(a);
     await atB.waitForEvents(10, 10_000);
     expect(idsSeen(atB).at(-1)).toBe(after.id);
 
@@ -209,7 +207,7 @@ describe('federation - the receiving side says no', () => {
         await patchPeer(a, aPeerId, { outboundKey: next });
         aRotatedAt = Date.now();
       }
-      sent.push(await ingest(a));
+      sent.push(await ingestAt(a));
     }
     await atB.waitForEvents(60, 15_000);
     expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));

@@ -1,9 +1,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pair, startInstance, type Instance } from '../support/federation.js';
+import { ingestAt, pair, startInstance, type Instance } from '../support/federation.js';
 import { listen, type TestListener } from '../support/listener.js';
 import { makeTestTls, type TestTls } from '../support/tls.js';
-import { stripeWebhook } from '../support/signers.js';
 import { STRIPE_SECRET } from '../support/webhooks.js';
 
 let tls: TestTls;
@@ -11,13 +10,6 @@ let a: Instance;
 let b: Instance;
 let ca: string;
 const open: TestListener[] = [];
-
-async function ingestAt(instance: Instance, type = 'payment_intent.succeeded') {
-  const hook = stripeWebhook(STRIPE_SECRET, { type });
-  const answer = await instance.kite.api.as(undefined).post('/hooks/acme/stripe', hook.body, hook.headers);
-  expect(answer.status).toBe(200);
-  return { id: JSON.parse(hook.body).id as string, seq: answer.body.seq as number };
-}
 
 async function listenAt(instance: Instance, query: Record<string, string> = {}) {
   const listener = await listen(instance.kite.url, 'acme', instance.kite.api.token!, query, { ca });

@@ -3,18 +3,19 @@
  * scrape time, on two real instances paired over TLS (B behind a TCP proxy so it can go down),
  * the drop counters of the receiving node, and the delivery observer's counters and histograms.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peerDeliveryObserver, registerPeerGauges, requestOutcome, type PeerGaugeRow } from '../../src/observability/federation-metrics.js';
+import type { PeerQueueStats } from '../../src/federation/peer-queue-stats.js';
+import { peerDeliveryObserver, registerPeerGauges, requestOutcome } from '../../src/observability/federation-metrics.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { peerKey, startInstance, type Instance } from '../support/federation.js';
+import { hasEvent, ingestAt, peerKey, startInstance, type Instance } from '../support/federation.js';
 import { expectStatus } from '../support/kite.js';
-import { standardWebhook, stripeWebhook } from '../support/signers.js';
+import { standardWebhook } from '../support/signers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { makeTestTls, type TestTls } from '../support/tls.js';
 import { STRIPE_SECRET } from '../support/webhooks.js';
-import { sample } from '../support/metrics.js';
+import { metricsOf, sample, waitForMetrics } from '../support/metrics.js';
 
 describe('the delivery observer', () => {
   it('metrics - the observer counts events by outcome and observes each request\'s round trip and batch size', async () => {
@@ -62,7 +63,7 @@ describe('the delivery observer', () => {
 });
 
 describe('scrape-time peer gauges', () => {
-  const row: PeerGaugeRow = { id: 'p-1', instanceId: 'kite-b', state: 'backing-off', enabled: true, pending: 7, held: 2, oldestPendingSeconds: 12.5 };
+  const row: PeerQueueStats = { id: 'p-1', instanceId: 'kite-b', state: 'backing-off', enabled: true, pending: 7, held: 2, oldestPendingSeconds: 12.5 };
 
   it('metrics - one database read serves every gauge of a scrape, and scrapes within the cache window', async () => {
     const registry = new Registry();
@@ -86,7 +87,7 @@ describe('scrape-time peer gauges', () => {
   it('metrics - a hung database leaves the peer gauges out within the deadline and is asked only once', async () => {
     const registry = new Registry();
     let reads = 0;
-    let release: (rows: PeerGaugeRow[]) => void = () => {};
+    let release: (rows: PeerQueueStats[]) => void = () => {};
     registerPeerGauges(registry, () => {
       reads++;
       // The first read hangs until released; later ones answer at once.
@@ -132,34 +133,8 @@ describe('per-peer metrics on two instances over TLS', () => {
   let aPeer: string; // B, as a peer of A
   let bPeer: string; // A, as a peer of B
   let cPeer: string; // a third instance, as a peer of B, that nothing reaches within its hop limit
-
-  async function metricsOf(instance: Instance): Promise<string> {
-    const answer = await instance.kite.api.as(undefined).get('/metrics');
-    expect(answer.status).toBe(200);
-    return answer.body as string;
-  }
-
-  async function waitForMetrics(instance: Instance, predicate: (text: string) => boolean, what: string, timeoutMs = 15_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let text = '';
-    for (;;) {
-      text = await metricsOf(instance);
-      if (predicate(text)) return text;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last scrape:\n${text.split('\n').filter((l) => l.startsWith('kite_peer') || l.startsWith('kite_federation')).join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
-  async function ingestAt(instance: Instance): Promise<string> {
-    const hook = stripeWebhook(STRIPE_SECRET);
-    expectStatus(await instance.kite.api.as(undefined).post('/hooks/acme/stripe', hook.body, hook.headers), 200);
-    return JSON.parse(hook.body).id as string;
-  }
-
-  async function storedAt(instance: Instance, id: string): Promise<boolean> {
-    const rows = await instance.db.query('SELECT 1 FROM events WHERE id = $1', [id]);
-    return rows.length > 0;
-  }
+  // Long enough for B to go through its retries (1.5 s apart) to dead-lettered and back.
+  const PEER_WAIT_MS = 15_000;
 
   beforeAll(async () => {
     tls = makeTestTls();
@@ -193,7 +168,7 @@ describe('per-peer metrics on two instances over TLS', () => {
 
   it('metrics - a healthy peer with an empty queue shows state healthy, depth 0 and age 0', async () => {
     const labels = { peer: aPeer, peer_instance: 'kite-b' };
-    const text = await waitForMetrics(a, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'healthy' }) === 1, 'B healthy at A');
+    const text = await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'healthy' }) === 1, 'B healthy at A', PEER_WAIT_MS);
     expect(sample(text, 'kite_peer_state', { ...labels, state: 'dead-lettered' })).toBe(0);
     expect(sample(text, 'kite_peer_queue_depth', labels)).toBe(0);
     expect(sample(text, 'kite_peer_held_deliveries', labels)).toBe(0);
@@ -204,9 +179,9 @@ describe('per-peer metrics on two instances over TLS', () => {
 
   it('metrics - the receiving node counts hop-limit drops by the peer not sent to, and chain drops by the sender', async () => {
     // A's event reaches B with hops 1: B stores it, and C (maxHops 1) is not sent it.
-    const id = await ingestAt(a);
-    await waitForMetrics(b, (t) => sample(t, 'kite_federation_dropped_total', { reason: 'hop_limit', peer: cPeer, peer_instance: 'kite-c' }) === 1, 'a hop-limit drop at B');
-    expect(await storedAt(b, id)).toBe(true);
+    const { id } = await ingestAt(a);
+    await waitForMetrics(b.kite, (t) => sample(t, 'kite_federation_dropped_total', { reason: 'hop_limit', peer: cPeer, peer_instance: 'kite-c' }) === 1, 'a hop-limit drop at B', PEER_WAIT_MS);
+    expect(await hasEvent(b, id)).toBe(true);
     // An event whose chain holds B has been at B before: answered, not stored, counted against A.
     const event = {
       specversion: '1.0', id: 'evt-cycle-1', source: 'https://kite-x.kite.test/hooks/acme/stripe', type: 'com.stripe.charge.succeeded',
@@ -216,25 +191,25 @@ describe('per-peer metrics on two instances over TLS', () => {
     const answer = await b.kite.api.as(undefined).post('/hooks/acme/kite', signed.body, { ...signed.headers, 'kite-peer': 'kite-a' });
     expect(answer.status).toBe(200);
     expect(answer.body.items).toEqual([{ id: 'evt-cycle-1', seq: null, duplicate: false }]);
-    const text = await metricsOf(b);
+    const text = await metricsOf(b.kite);
     expect(sample(text, 'kite_federation_dropped_total', { reason: 'chain', peer: bPeer, peer_instance: 'kite-a' })).toBe(1);
     expect(sample(text, 'kite_federation_dropped_total', { reason: 'hop_limit', peer: cPeer })).toBe(1);
     // A never received anything it would drop.
-    expect(sample(await metricsOf(a), 'kite_federation_dropped_total')).toBeUndefined();
+    expect(sample(await metricsOf(a.kite), 'kite_federation_dropped_total')).toBeUndefined();
   });
 
   it('metrics - queue depth and oldest age grow while the peer is paused and drain when it resumes', async () => {
     const labels = { peer: aPeer, peer_instance: 'kite-b' };
     expectStatus(await a.kite.api.request('PATCH', `/v1/teams/acme/peers/${aPeer}`, { enabled: false }), 200);
-    const ids = [await ingestAt(a), await ingestAt(a), await ingestAt(a)];
-    await waitForMetrics(a, (t) => sample(t, 'kite_peer_queue_depth', labels) === 3 && sample(t, 'kite_peer_enabled', labels) === 0, 'three queued while paused');
-    await waitForMetrics(a, (t) => (sample(t, 'kite_peer_oldest_pending_age_seconds', labels) ?? 0) >= 1, 'the oldest pending delivery aging');
-    const before = await metricsOf(a);
+    const ids = [(await ingestAt(a)).id, (await ingestAt(a)).id, (await ingestAt(a)).id];
+    await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_queue_depth', labels) === 3 && sample(t, 'kite_peer_enabled', labels) === 0, 'three queued while paused', PEER_WAIT_MS);
+    await waitForMetrics(a.kite, (t) => (sample(t, 'kite_peer_oldest_pending_age_seconds', labels) ?? 0) >= 1, 'the oldest pending delivery aging', PEER_WAIT_MS);
+    const before = await metricsOf(a.kite);
     const delivered = sample(before, 'kite_peer_deliveries_total', { ...labels, outcome: 'delivered' }) ?? 0;
     const requests = sample(before, 'kite_peer_batch_size_count', labels) ?? 0;
     expectStatus(await a.kite.api.request('PATCH', `/v1/teams/acme/peers/${aPeer}`, { enabled: true }), 200);
-    const after = await waitForMetrics(a, (t) => sample(t, 'kite_peer_queue_depth', labels) === 0 && sample(t, 'kite_peer_oldest_pending_age_seconds', labels) === 0, 'the queue drained');
-    for (const id of ids) expect(await storedAt(b, id)).toBe(true);
+    const after = await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_queue_depth', labels) === 0 && sample(t, 'kite_peer_oldest_pending_age_seconds', labels) === 0, 'the queue drained', PEER_WAIT_MS);
+    for (const id of ids) expect(await hasEvent(b, id)).toBe(true);
     // The owner node's actor observed the requests that drained the queue.
     expect(sample(after, 'kite_peer_deliveries_total', { ...labels, outcome: 'delivered' })).toBe(delivered + 3);
     const sent = (sample(after, 'kite_peer_batch_size_count', labels) ?? 0) - requests;
@@ -246,16 +221,16 @@ describe('per-peer metrics on two instances over TLS', () => {
   it('metrics - a peer that is down goes backing-off then dead-lettered with its events held, and back to healthy when it returns', async () => {
     const labels = { peer: aPeer, peer_instance: 'kite-b' };
     await proxy.cut();
-    const first = await ingestAt(a);
-    await waitForMetrics(a, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'backing-off' }) === 1 && (sample(t, 'kite_peer_queue_depth', labels) ?? 0) >= 1, 'B backing-off at A');
-    await waitForMetrics(a, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'dead-lettered' }) === 1 && sample(t, 'kite_peer_held_deliveries', labels) === 1, 'B dead-lettered with one held');
-    const second = await ingestAt(a);
-    const held = await waitForMetrics(a, (t) => sample(t, 'kite_peer_held_deliveries', labels) === 2, 'the next event held too');
+    const first = (await ingestAt(a)).id;
+    await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'backing-off' }) === 1 && (sample(t, 'kite_peer_queue_depth', labels) ?? 0) >= 1, 'B backing-off at A', PEER_WAIT_MS);
+    await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'dead-lettered' }) === 1 && sample(t, 'kite_peer_held_deliveries', labels) === 1, 'B dead-lettered with one held', PEER_WAIT_MS);
+    const second = (await ingestAt(a)).id;
+    const held = await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_held_deliveries', labels) === 2, 'the next event held too', PEER_WAIT_MS);
     expect(sample(held, 'kite_peer_queue_depth', labels)).toBe(0);
     expect(sample(held, 'kite_peer_state', { ...labels, state: 'healthy' })).toBe(0);
     // B is back: the next probe (every maxDelayMs) finds it and everything held is delivered.
     await proxy.restore();
-    await waitForMetrics(a, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'healthy' }) === 1 && sample(t, 'kite_peer_held_deliveries', labels) === 0 && sample(t, 'kite_peer_queue_depth', labels) === 0, 'B healthy again with nothing held');
-    for (const id of [first, second]) await expect.poll(() => storedAt(b, id), { timeout: 10_000 }).toBe(true);
+    await waitForMetrics(a.kite, (t) => sample(t, 'kite_peer_state', { ...labels, state: 'healthy' }) === 1 && sample(t, 'kite_peer_held_deliveries', labels) === 0 && sample(t, 'kite_peer_queue_depth', labels) === 0, 'B healthy again with nothing held', PEER_WAIT_MS);
+    for (const id of [first, second]) await expect.poll(() => hasEvent(b, id), { timeout: 10_000 }).toBe(true);
   });
 });

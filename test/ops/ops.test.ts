@@ -7,10 +7,11 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { ADMIN_TOKEN, type ApiAnswer, expectStatus, startTestKite, type TestKite } from '../support/kite.js';
+import { expectError } from '../support/assertions.js';
+import { ADMIN_TOKEN, expectStatus, startTestKite, type TestKite } from '../support/kite.js';
 import { listen } from '../support/listener.js';
 import { stripeWebhook } from '../support/signers.js';
-import { sample } from '../support/metrics.js';
+import { metricsOf, sample, waitForMetrics } from '../support/metrics.js';
 
 const STRIPE_SECRET = 'whsec_ops_metrics_secret_never_shown';
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -18,30 +19,6 @@ const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', i
 let db: TestDatabase;
 let kite: TestKite;
 let team: { adminKey: string; agentKey: string; agentKeyId: string };
-
-function expectError(answer: ApiAnswer, status: number, code?: string): void {
-  expect(answer.status, JSON.stringify(answer.body)).toBe(status);
-  expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
-  expect(answer.body).toEqual({ error: { code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.any(String) } });
-  if (code) expect(answer.body.error.code).toBe(code);
-}
-
-async function metricsText(): Promise<string> {
-  const answer = await kite.api.as(undefined).get('/metrics');
-  expect(answer.status).toBe(200);
-  return answer.body as string;
-}
-
-/** Polls /metrics until `predicate` holds (the gauge follows sockets asynchronously). */
-async function waitForMetrics(predicate: (text: string) => boolean, what: string, timeoutMs = 10_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await metricsText();
-    if (predicate(text)) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -82,7 +59,7 @@ describe('ops - routes', () => {
   });
 
   it('ops - an ingest shows in kite_ingest_requests_total by team, source and outcome, and in the duration histogram', async () => {
-    const text0 = await metricsText();
+    const text0 = await metricsOf(kite);
     const stored0 = sample(text0, 'kite_ingest_requests_total', { team: 'acme', source: 'pay', outcome: 'stored' }) ?? 0;
     const hook = stripeWebhook(STRIPE_SECRET, { id: 'evt_metrics_1' });
     expectStatus(await kite.api.as(undefined).post('/hooks/acme/pay', hook.body, hook.headers), 200);
@@ -91,7 +68,7 @@ describe('ops - routes', () => {
     const bad = stripeWebhook('whsec_wrong', {});
     expect((await kite.api.as(undefined).post('/hooks/acme/pay', bad.body, bad.headers)).status).toBe(401);
 
-    const text = await metricsText();
+    const text = await metricsOf(kite);
     expect(sample(text, 'kite_ingest_requests_total', { team: 'acme', source: 'pay', outcome: 'stored' })).toBe(stored0 + 1);
     expect(sample(text, 'kite_ingest_requests_total', { team: 'acme', source: 'pay', outcome: 'duplicate' })).toBe(1);
     expect(sample(text, 'kite_ingest_requests_total', { team: 'acme', source: 'pay', outcome: 'invalid_signature' })).toBe(1);
@@ -100,16 +77,16 @@ describe('ops - routes', () => {
   });
 
   it('ops - kite_listeners counts an open listener and drops when it closes', async () => {
-    const before = sample(await metricsText(), 'kite_listeners');
+    const before = sample(await metricsOf(kite), 'kite_listeners');
     expect(before).toBe(0);
     const listener = await listen(kite.url, 'acme', team.agentKey);
     try {
-      await waitForMetrics((t) => sample(t, 'kite_listeners') === 1, 'kite_listeners 1');
+      await waitForMetrics(kite, (t) => sample(t, 'kite_listeners') === 1, 'kite_listeners 1');
     } finally {
       listener.close();
     }
     await listener.waitForClose();
-    await waitForMetrics((t) => sample(t, 'kite_listeners') === 0, 'kite_listeners 0');
+    await waitForMetrics(kite, (t) => sample(t, 'kite_listeners') === 0, 'kite_listeners 0');
   });
 
   it('ops - /metrics never shows a source secret, the admin token or a team key', async () => {
@@ -119,7 +96,7 @@ describe('ops - routes', () => {
     expectStatus(await kite.api.get('/v1/teams/acme/sources'), 200);
     expectStatus(await kite.api.as(team.agentKey).get('/v1/teams/acme/events'), 200);
     expect((await kite.api.as(undefined).get(`/v1/teams/acme/events?token=${ADMIN_TOKEN}`)).status).toBe(401);
-    const text = await metricsText();
+    const text = await metricsOf(kite);
     expect(text).toContain('kite_ingest_requests_total');
     for (const secret of [STRIPE_SECRET, ADMIN_TOKEN, team.adminKey, team.agentKey]) expect(text).not.toContain(secret);
   });

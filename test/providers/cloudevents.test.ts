@@ -1,9 +1,9 @@
 import { CloudEvent, HTTP } from 'cloudevents';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { cloudeventsProvider, parseCloudEvents } from '../../src/providers/cloudevents.js';
 import type { SourceContext } from '../../src/providers/types.js';
+import { codeOf } from '../support/assertions.js';
 
 const NOW = new Date('2026-11-27T19:36:43.000Z');
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -20,16 +20,6 @@ function parse(body: string | Buffer, headers: Record<string, string>, secret = 
 function message(mode: 'binary' | 'structured', attributes: Record<string, unknown>) {
   const msg = HTTP[mode](new CloudEvent(attributes as never));
   return { body: String(msg.body), headers: msg.headers as Record<string, string> };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KiteError');
 }
 
 const BASE = { id: 'e1', source: 'https://shop.example.com/orders', type: 'com.example.order.created', data: { order: 42 } };

@@ -1,8 +1,8 @@
 import { sign } from '@octokit/webhooks-methods';
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { githubProvider } from '../../src/providers/github.js';
 import type { SourceContext } from '../../src/providers/types.js';
+import { codeOf } from '../support/assertions.js';
 
 const NOW = new Date('2026-11-27T19:36:43.000Z');
 const SECRET = 'It\'s a Secret to Everybody';
@@ -18,16 +18,6 @@ function headersFor(signature: string | undefined, extra: Record<string, string>
 
 function parse(body: string, headers: Record<string, string>) {
   return githubProvider.parse({ headers, body: Buffer.from(body), receivedAt: NOW }, SOURCE);
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KiteError');
 }
 
 // Signatures come from Octokit's own implementation, so verification is checked against code we did not write.

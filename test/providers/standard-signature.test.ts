@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { isStandardSecret, signStandard, verifyStandardSignature } from '../../src/providers/standard-signature.js';
+import { codeIfThrown } from '../support/assertions.js';
 
 const NOW_S = Date.parse('2026-11-27T19:36:43.000Z') / 1000;
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -16,50 +16,40 @@ function signedHeaders(opts: { secret?: string; timestamp?: number; body?: Buffe
   return { 'webhook-id': ID, 'webhook-timestamp': String(timestamp), 'webhook-signature': signature };
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-}
-
 describe('standard webhooks signatures', () => {
   it('accepts a request signed by the reference library', () => {
-    expect(codeOf(() => verifyStandardSignature(signedHeaders(), BODY, [SECRET], NOW_S))).toBeUndefined();
+    expect(codeIfThrown(() => verifyStandardSignature(signedHeaders(), BODY, [SECRET], NOW_S))).toBeUndefined();
   });
 
   it('accepts a header with several v1 entries when one of them matches', () => {
     const headers = signedHeaders();
     headers['webhook-signature'] = `v1,${'A'.repeat(43)}= v2,whatever ${headers['webhook-signature']}`;
-    expect(codeOf(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S))).toBeUndefined();
+    expect(codeIfThrown(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S))).toBeUndefined();
   });
 
   it('verifies with any of several secrets, as during a key rotation', () => {
-    expect(codeOf(() => verifyStandardSignature(signedHeaders({ secret: OTHER }), BODY, [SECRET, OTHER], NOW_S))).toBeUndefined();
+    expect(codeIfThrown(() => verifyStandardSignature(signedHeaders({ secret: OTHER }), BODY, [SECRET, OTHER], NOW_S))).toBeUndefined();
   });
 
   it('rejects a signature made with another secret', () => {
-    expect(codeOf(() => verifyStandardSignature(signedHeaders({ secret: OTHER }), BODY, [SECRET], NOW_S))).toBe('invalid_signature');
+    expect(codeIfThrown(() => verifyStandardSignature(signedHeaders({ secret: OTHER }), BODY, [SECRET], NOW_S))).toBe('invalid_signature');
   });
 
   it('rejects a body changed after signing', () => {
     const tampered = Buffer.from('{"type":"invoice.paid","data":{"n":2}}');
-    expect(codeOf(() => verifyStandardSignature(signedHeaders(), tampered, [SECRET], NOW_S))).toBe('invalid_signature');
+    expect(codeIfThrown(() => verifyStandardSignature(signedHeaders(), tampered, [SECRET], NOW_S))).toBe('invalid_signature');
   });
 
   it('rejects a request missing any of the three headers', () => {
     for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
       const headers = signedHeaders();
       delete headers[name];
-      expect(codeOf(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S)), name).toBe('invalid_signature');
+      expect(codeIfThrown(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S)), name).toBe('invalid_signature');
     }
   });
 
   it('rejects timestamps 301 s old or ahead and accepts 299 s either way', () => {
-    const at = (offset: number) => codeOf(() => verifyStandardSignature(signedHeaders({ timestamp: NOW_S + offset }), BODY, [SECRET], NOW_S));
+    const at = (offset: number) => codeIfThrown(() => verifyStandardSignature(signedHeaders({ timestamp: NOW_S + offset }), BODY, [SECRET], NOW_S));
     expect(at(-301)).toBe('invalid_signature');
     expect(at(301)).toBe('invalid_signature');
     expect(at(-299)).toBeUndefined();
@@ -68,11 +58,11 @@ describe('standard webhooks signatures', () => {
 
   it('rejects a timestamp that is not whole unix seconds', () => {
     const headers = { ...signedHeaders(), 'webhook-timestamp': `${NOW_S}.0` };
-    expect(codeOf(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S))).toBe('invalid_signature');
+    expect(codeIfThrown(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S))).toBe('invalid_signature');
   });
 
   it('treats a malformed stored secret as one that verifies nothing', () => {
-    expect(codeOf(() => verifyStandardSignature(signedHeaders(), BODY, ['not-a-secret'], NOW_S))).toBe('invalid_signature');
+    expect(codeIfThrown(() => verifyStandardSignature(signedHeaders(), BODY, ['not-a-secret'], NOW_S))).toBe('invalid_signature');
   });
 
   it('signs so that the reference library verifies each of one or two keys', () => {

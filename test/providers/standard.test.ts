@@ -1,8 +1,8 @@
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { standardProvider } from '../../src/providers/standard.js';
 import type { SourceContext } from '../../src/providers/types.js';
+import { codeOf } from '../support/assertions.js';
 
 const NOW = new Date('2026-11-27T19:36:43.000Z');
 const NOW_S = NOW.getTime() / 1000;
@@ -16,16 +16,6 @@ function parse(body: string, opts: { secret?: string; timestamp?: number; header
   const signature = new Webhook(opts.secret ?? SECRET).sign(ID, new Date(timestamp * 1000), body);
   const headers = { 'webhook-id': ID, 'webhook-timestamp': String(timestamp), 'webhook-signature': signature, ...opts.headers };
   return standardProvider.parse({ headers, body: Buffer.from(body), receivedAt: NOW }, SOURCE);
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KiteError');
 }
 
 describe('standard provider', () => {

@@ -1,8 +1,8 @@
 import Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
-import { KiteError } from '../../src/errors.js';
 import { stripeProvider } from '../../src/providers/stripe.js';
 import type { SourceContext } from '../../src/providers/types.js';
+import { codeOf } from '../support/assertions.js';
 
 const NOW = new Date('2026-11-27T19:36:43.000Z');
 const NOW_S = NOW.getTime() / 1000;
@@ -20,16 +20,6 @@ function sign(payload: string, opts: { secret?: string; timestamp?: number } = {
 function parse(body: string, signature: string | undefined) {
   const headers: Record<string, string> = signature === undefined ? {} : { 'stripe-signature': signature };
   return stripeProvider.parse({ headers, body: Buffer.from(body), receivedAt: NOW }, SOURCE);
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof KiteError) return err.code;
-    throw err;
-  }
-  throw new Error('expected a KiteError');
 }
 
 describe('stripe provider', () => {

@@ -1,7 +1,9 @@
 /**
- * Shared assertions of the API tests: the error shape, and "a refused request changes nothing".
+ * Shared assertions about errors: the API's error answer, "a refused request changes nothing",
+ * and the code of the KiteError a function throws.
  */
 import { expect } from 'vitest';
+import { KiteError } from '../../src/errors.js';
 import type { TestDatabase } from './database.js';
 import type { ApiAnswer } from './kite.js';
 
@@ -18,9 +20,10 @@ export async function databaseSnapshot(db: TestDatabase): Promise<unknown> {
   return row;
 }
 
-/** `{"error": {"code": "<snake_case>", "message": "<sentence>"}}` with this status (and code). */
+/** `{"error": {"code": "<snake_case>", "message": "<sentence>"}}` as JSON, with this status (and code). */
 export function expectError(answer: ApiAnswer, status: number, code?: string): void {
   expect(answer.status, JSON.stringify(answer.body)).toBe(status);
+  expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
   expect(answer.body).toEqual({ error: { code: expect.stringMatching(/^[a-z][a-z0-9_]*$/), message: expect.any(String) } });
   expect(answer.body.error.message.length).toBeGreaterThan(0);
   if (code) expect(answer.body.error.code).toBe(code);
@@ -35,4 +38,22 @@ export function refusedWithoutChange(db: () => TestDatabase) {
     expect(await databaseSnapshot(db())).toEqual(before);
     return answer;
   };
+}
+
+/** The code of the KiteError `fn` throws; fails if it throws anything else or returns. */
+export function codeOf(fn: () => unknown): string {
+  const code = codeIfThrown(fn);
+  if (code === undefined) throw new Error('expected a KiteError');
+  return code;
+}
+
+/** The code of the KiteError `fn` throws, or undefined when it returns; anything else thrown fails. */
+export function codeIfThrown(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (err) {
+    if (err instanceof KiteError) return err.code;
+    throw err;
+  }
 }

@@ -1,11 +1,19 @@
 /**
  * Several real Kite instances for federation tests: each its own database and instance ID,
- * serving HTTPS with a throwaway CA that every instance trusts (KITE_FEDERATION_CA_FILE).
+ * serving HTTPS with a throwaway CA that every instance trusts (KITE_FEDERATION_CA_FILE); and the
+ * traffic the tests send through them: Stripe webhooks ingested at team `acme`'s `stripe` source
+ * (which each test creates), looked for in the team's stream at the other end.
  */
 import { randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { expectStatus, startTestKite, type TestKite } from './kite.js';
+import { stripeWebhook } from './signers.js';
 import type { TestTls } from './tls.js';
+import { STRIPE_SECRET } from './webhooks.js';
+
+/** The team the federation tests pair and send through. */
+export const TEAM = 'acme';
 
 export interface Instance {
   readonly id: string;
@@ -47,4 +55,25 @@ export async function pair(a: Instance, b: Instance, team: string, settings: Rec
   const onA = expectStatus(await a.kite.api.post(`/v1/teams/${team}/peers`, { instanceId: b.id, url: b.url, scopes: ['*'], outboundKey: aToB, inboundKey: bToA, ...settings }), 201);
   const onB = expectStatus(await b.kite.api.post(`/v1/teams/${team}/peers`, { instanceId: a.id, url: a.url, scopes: ['*'], outboundKey: bToA, inboundKey: aToB, ...back }), 201);
   return { aPeerId: onA.body.id, bPeerId: onB.body.id };
+}
+
+export interface Ingested {
+  readonly id: string;
+  readonly seq: number;
+  /** Date.now() when the instance answered 200 (the event is durably stored there). */
+  readonly storedAt: number;
+}
+
+/** A signed Stripe webhook ingested at the instance's `acme/stripe` source; fails unless answered 200. */
+export async function ingestAt(instance: Instance, type = 'payment_intent.succeeded', id?: string): Promise<Ingested> {
+  const hook = stripeWebhook(STRIPE_SECRET, { type, ...(id ? { id } : {}) });
+  const answer = await instance.kite.api.as(undefined).post(`/hooks/${TEAM}/stripe`, hook.body, hook.headers);
+  expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+  return { id: JSON.parse(hook.body).id as string, seq: answer.body.seq as number, storedAt: Date.now() };
+}
+
+/** Whether the `stripe.*` event `id` is among the first 1000 of team `acme`'s stream at the instance, as its API shows them. */
+export async function hasEvent(instance: Instance, id: string): Promise<boolean> {
+  const answer = expectStatus(await instance.kite.api.get(`/v1/teams/${TEAM}/events?types=stripe.*&limit=1000`), 200);
+  return (answer.body.items as Array<{ event: { id: string } }>).some((item) => item.event.id === id);
 }

@@ -11,6 +11,7 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/migrate.js';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { withDatabase } from './database-url.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -50,10 +51,4 @@ export default async function setup(project: TestProject) {
     await stopEmbedded?.();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   };
-}
-
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
