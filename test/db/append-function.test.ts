@@ -19,7 +19,8 @@ const APPEND = `SELECT ord, seq, duplicate
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  [{ id: teamId }] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('acme') RETURNING id::int AS id`);
+  const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('acme') RETURNING id::int AS id`);
+  teamId = team!.id;
   await db.query(
     `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)
      VALUES ($1, $2, 'kite-b', 'https://b.example', 'acme', '["stripe.*"]', 8, '{}', '{}', '{}', 'k1', 'k2')`,
