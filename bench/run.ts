@@ -42,6 +42,10 @@ const SCENARIOS: Record<string, { summary: string; load: () => Promise<Scenario>
     summary: 'memory of 1,000 idle peer actors (RSS and V8 heap before/after)',
     load: async () => (await import('./idle-peers.js')).run,
   },
+  outbox: {
+    summary: 'pg-boss 10 as the per-peer outbox vs a federation_deliveries-like table: enqueue, drain at depth, order, wake-up ticket',
+    load: async () => (await import('./outbox.js')).run,
+  },
   chaos: {
     summary: 'kill -9s and a flaky peer under webhook load, A (2 nodes) → B: lost, duplicates, order, recovery',
     load: async () => (await import('./chaos.js')).run,
