@@ -5,7 +5,8 @@
 --   inequality on an unknown value the planner assumes a third of the table matches: once
 --   analyzed with many rows, that plan scans every delivery ever stored, on every append
 --   (300,000 deliveries: 81 ms per call). They now come from the outbox's RETURNING.
--- - An event's JSON was parsed three times for provenance members most events do not have.
+-- - An event's JSON was parsed three times for provenance members most events do not have: now
+--   not at all when its text cannot hold them, else once.
 -- - Each delivery row's foreign key to `events` ran a trigger that locks the event's row. The
 --   key goes: deliveries are inserted only here, in the statement that inserts their events, and
 --   Kite never deletes an event.
@@ -66,16 +67,17 @@ BEGIN
   ),
   -- Each new event's provenance: hops, origin and chain. Most events have none: a text that does
   -- not contain `kitefed` has no such member, unless a key is spelled with \u escapes, so only an
-  -- event with either is parsed (as json: a jsonb cast would refuse a \u0000 anywhere in it).
+  -- event with either is parsed — once, for the three members (json_to_record; a jsonb cast would
+  -- refuse a \u0000 anywhere in the event).
   provenance AS MATERIALIZED (
     SELECT f.team_id, f.seq, f.id, f.source, f.type,
-           coalesce((j.event ->> 'kitefedhops')::integer, 0) AS hops,
-           coalesce(j.event ->> 'kitefedorigin', '') AS origin,
-           (j.event ->> 'kitefedchain')::jsonb AS chain
+           coalesce(p.kitefedhops, 0) AS hops,
+           coalesce(p.kitefedorigin, '') AS origin,
+           p.kitefedchain::jsonb AS chain
     FROM fresh f
-    CROSS JOIN LATERAL (
-      SELECT CASE WHEN strpos(f.event::text, 'kitefed') > 0 OR strpos(f.event::text, '\u') > 0 THEN f.event END AS event
-    ) j
+    CROSS JOIN LATERAL json_to_record(
+      CASE WHEN strpos(f.event::text, 'kitefed') > 0 OR strpos(f.event::text, '\u') > 0 THEN f.event ELSE '{}' END
+    ) AS p (kitefedhops integer, kitefedorigin text, kitefedchain text)
     WHERE f.type NOT LIKE 'kite.%'
   ),
   -- The forwarding rule: not internal, in scope, peer not the origin nor in the chain.
