@@ -235,14 +235,19 @@ export class PeerDelivery {
     }
   }
 
-  /** The head of the queue, without `marking` (delivered rows whose mark is still committing). */
-  private async nextRows(limit: number, marking: number[]): Promise<Row[]> {
+  /** The head of the queue, without `exclude` (rows in flight, or delivered and still being marked). */
+  private async nextRows(limit: number, exclude: number[]): Promise<Row[]> {
+    // The head of the peer's partial index, then each event by its key: a plan the planner cannot
+    // turn into a (parallel) scan of either table, however deep the queue.
     const result = await this.deps.pool.query<Row>(
-      `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
-         FROM federation_deliveries d JOIN events e ON e.team_id = d.team_id AND e.seq = d.event_seq
-        WHERE d.peer_id = $1 AND d.status = 'pending' AND NOT (d.id = ANY ($3::bigint[]))
-        ORDER BY d.event_seq LIMIT $2`,
-      [this.deps.peer().id, limit, marking],
+      `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
+         FROM (SELECT id, team_id, event_seq, event_id, event_source, event_type, attempts
+                 FROM federation_deliveries
+                WHERE peer_id = $1 AND status = 'pending' AND NOT (id = ANY ($3::bigint[]))
+                ORDER BY event_seq LIMIT $2) d
+        CROSS JOIN LATERAL (SELECT event::text AS json FROM events WHERE team_id = d.team_id AND seq = d.event_seq) e
+        ORDER BY d.event_seq`,
+      [this.deps.peer().id, limit, exclude],
     );
     return result.rows;
   }
