@@ -5,11 +5,13 @@
  * while events flow loses nothing. Real instances over real TLS.
  */
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlakyPeer } from '../support/flaky-peer.js';
-import { ingestAt, pair, peerKey, type Ingested, type Instance } from '../support/federation.js';
+import { ingestAt, pair, peerKey, startInstance, type Ingested, type Instance } from '../support/federation.js';
+import { makeTestTls } from '../support/tls.js';
 import {
-  deliveries, deliveryFailures, getPeer, idsSeen, ingestMany, patchPeer, peerInState, redrive, Scenario, stateChange, stateChanges, stream, TEAM, until,
+  deliveries, deliveryFailures, FAST_RETRY, getPeer, idsSeen, ingestMany, patchPeer, peerInState, redrive, Scenario, stateChange, stateChanges, stream, TEAM, until,
 } from './scenario-kit.js';
 import type { TestListener } from '../support/listener.js';
 
@@ -76,6 +78,26 @@ describe('federation - the receiving side says no', () => {
     await patchPeer(a, aPeerId, { enabled: true });
     await atB.waitForEvents(10, 10_000);
     expect(idsSeen(atB)).toEqual(sent.map((e) => e.id));
+  });
+
+  it('federation - a peer whose certificate no trusted CA signed is sent nothing: A backs off with a certificate error', async () => {
+    s = new Scenario();
+    const a = await s.instance('kite-a');
+    // B's certificate comes from another throwaway CA, which A (KITE_FEDERATION_CA_FILE) does not trust.
+    const otherTls = makeTestTls();
+    const b = await startInstance('kite-b', otherTls);
+    try {
+      await b.kite.api.createTeam(TEAM);
+      const { aPeerId } = await pair(a, b, TEAM, { retry: FAST_RETRY });
+      await ingestAt(a);
+      const peer = await peerInState(a, aPeerId, 'backing-off');
+      expect(peer.lastError).toMatch(/certificate|unable to verify/i);
+      expect(peer).toMatchObject({ pending: 1, delivered: 0 });
+      expect(await stream(b, '*')).toEqual([]);
+    } finally {
+      await b.stop();
+      rmSync(otherTls.dir, { recursive: true, force: true });
+    }
   });
 
   it('federation - a wrong key dead-letters the peer and holds its events; PATCHing the right key probes at once and delivers all, in order', async () => {
