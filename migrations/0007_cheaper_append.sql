@@ -10,11 +10,15 @@
 -- - Every event was matched against every peer's scope patterns (below: peer_scope_types).
 -- - Each delivery row's foreign key to `events` ran a trigger that locks the event's row. The
 --   key goes: deliveries are inserted only here, in the statement that inserts their events, and
---   Kite never deletes an event.
+--   Kite never deletes an event. So does the index `(team_id, event_seq)`, which nothing reads
+--   any more.
 --
 -- The rest is migration 0006's function.
 
 ALTER TABLE federation_deliveries DROP CONSTRAINT federation_deliveries_team_id_event_seq_fkey;
+-- Its only reader was the query that found the peers to wake (and the key just dropped): one
+-- index entry less for every delivery stored and every delivery marked.
+DROP INDEX federation_deliveries_event;
 
 -- A peer's scopes without `*` as rows: the forwarding rule finds a type's peers by equality
 -- (an index probe per event) instead of matching every event against every peer's patterns —
