@@ -1,8 +1,8 @@
 /**
  * `node dist/bench/run.js chaos` (or `node dist/bench/chaos.js`): the CI fault-injection run
  * (test/chaos/chaos.test.ts), longer. Instance A (two `kite serve` nodes on one database) and B
- * (one node), real TLS, a seeded schedule of kill -9s and flaky-peer faults under a steady webhook
- * load; then the checker. Writes the figures — events, faults of each kind, lost, duplicates,
+ * (one node), real TLS, a seeded schedule of kill -9s, flaky-peer faults and database outages under
+ * a steady webhook load; then the checker. Writes the figures — events, faults of each kind, lost, duplicates,
  * order violations, time to recover — to bench/results/chaos-<time>.json.
  *
  * Flags: `--duration <s>` seconds of faults (default 180; `--quick`: 30; the shared default of 10
@@ -53,7 +53,7 @@ export async function run(flags: BenchFlags): Promise<ScenarioOutcome> {
   }
   const file = writeResults('chaos', {
     scenario: 'chaos', at: new Date().toISOString(), machine, flags: { ...flags, duration: seconds, rate },
-    runs: runs.map(({ schedule, ...figures }) => ({ ...figures, schedule: { kills: schedule.kills.length, networkSteps: schedule.network.length } })),
+    runs: runs.map(({ schedule, ...figures }) => ({ ...figures, schedule: { kills: schedule.kills.length, networkSteps: schedule.network.length, databaseOutages: schedule.database.length } })),
   });
   writeChart(file.file, 'chaos', barChartSvg({
     title: 'chaos: webhooks answered 200 and what became of them', unit: 'count', log: true,

@@ -1,7 +1,8 @@
 /**
  * The fault-injection run of CI (issue 4, items 2 and 4): real `kite serve` processes (A: two
  * nodes on one database, B: one node), real Postgres, real TLS; a seeded schedule of kill -9s and
- * proxy faults between A and B under a steady webhook load; then every webhook answered 200 must
+ * proxy faults between A and B and database outages (A's or B's Postgres cut for 1–4 s) under a
+ * steady webhook load; then every webhook answered 200 must
  * have reached every listener that should have it exactly once, and B must have A's events in
  * A's order. The harness lives in bench/lib/chaos/ (bench/chaos.ts runs the same, longer).
  *
@@ -24,7 +25,7 @@ afterAll(() => rmSync(tls.dir, { recursive: true, force: true }));
 // KITE_CHAOS_DURATION_MS changes it for a local run.
 const DURATION_MS = Number(process.env['KITE_CHAOS_DURATION_MS'] ?? 50_000);
 
-it('chaos - kill -9 of any node and a flaky peer under load: no webhook answered 200 is lost, no listener sees an event twice, B gets A\'s events in order', async () => {
+it('chaos - kill -9 of any node, a flaky peer and database outages under load: no webhook answered 200 is lost, no listener sees an event twice, B gets A\'s events in order', async () => {
   const report = await runChaos({
     seed,
     durationMs: DURATION_MS,
@@ -40,8 +41,13 @@ it('chaos - kill -9 of any node and a flaky peer under load: no webhook answered
   expect(report.crashes, why).toEqual([]);
   // A provider retrying for 30 s once every node is back gets its 200, for every webhook.
   expect(report.verdict.answered, why).toBe(report.verdict.sent);
-  // The run did what it claims: nodes died under load.
+  // The run did what it claims: nodes died under load, and databases went away.
   expect(Object.values(report.faults.kills).reduce((sum, n) => sum + n, 0), why).toBeGreaterThan(5);
+  expect(Object.values(report.faults.database).reduce((sum, n) => sum + n, 0), why).toBe(report.schedule.database.length);
+  // …and while A's database was away, ingest said so with a 503 (the provider retried it later).
+  if (report.faults.database['a-refuse'] + report.faults.database['a-blackhole'] > 0) {
+    expect(report.ingestFailures['503 database_unavailable'] ?? 0, why).toBeGreaterThan(0);
+  }
   expect(report.recoveryMs, why).not.toBeNull();
   expect({
     lost: report.verdict.lost,
@@ -61,7 +67,7 @@ it('chaos - the harness itself notices a loss: a peer that answers 200 and drops
     seed, durationMs, rate: 40, meanKillGapMs: 3_000, maxDownMs: 1_500, convergeTimeoutMs: 3_000, tls,
     createDatabase: () => createTestDatabase(),
     schedule: {
-      seed, durationMs, kills: [],
+      seed, durationMs, kills: [], database: [],
       network: [{ at: 0, mode: { kind: 'pass' } }, { at: 1_000, mode: { kind: 'swallow' } }, { at: 3_000, mode: { kind: 'pass' } }],
     },
   });

@@ -27,6 +27,31 @@ describe('chaos fault schedule', () => {
     }
   });
 
+  it('chaos schedule - database outages last 1–4 s one at a time, end before the faults do, and come in every kind', () => {
+    const kinds = new Set<string>();
+    for (const seed of [1, 2, 3, 0xffffffff]) {
+      const schedule = makeSchedule(seed, SETTINGS);
+      // The CI run's 50 s has some in every seed.
+      expect(makeSchedule(seed, { ...SETTINGS, durationMs: 50_000 }).database.length).toBeGreaterThanOrEqual(2);
+      for (const [i, outage] of schedule.database.entries()) {
+        kinds.add(`${outage.instance}-${outage.mode}`);
+        expect(outage.downMs).toBeGreaterThanOrEqual(1_000);
+        expect(outage.downMs).toBeLessThanOrEqual(4_000);
+        expect(outage.at + outage.downMs).toBeLessThan(SETTINGS.durationMs);
+        const next = schedule.database[i + 1];
+        if (next) expect(next.at).toBeGreaterThan(outage.at + outage.downMs);
+      }
+    }
+    expect(kinds).toEqual(new Set(['a-refuse', 'a-blackhole', 'b-refuse', 'b-blackhole']));
+  });
+
+  it('chaos schedule - the database track leaves the kills and network steps of a seed as they were', () => {
+    const withOutages = makeSchedule(42, SETTINGS);
+    const fewer = makeSchedule(42, { ...SETTINGS, meanOutageGapMs: 30_000, maxOutageMs: 1_000 });
+    expect(fewer.database).not.toEqual(withOutages.database);
+    expect({ kills: fewer.kills, network: fewer.network }).toEqual({ kills: withOutages.kills, network: withOutages.network });
+  });
+
   it('chaos schedule - mulberry32 is deterministic and KITE_CHAOS_SEED is read strictly', () => {
     const a = mulberry32(7);
     const b = mulberry32(7);

@@ -11,6 +11,13 @@
  *   And now and then a graceful stop (`a1-sigterm`, `a2-sigterm`) under the same load: it must
  *   drain ingest, hand its peers over and exit 0.
  * - Network: the proxy between A and B alternates calm (`pass`) and one fault mode at a time.
+ * - Database: now and then, for 1–4 s, the Postgres of A (mostly) or of B goes away: the TCP proxy
+ *   every node of that instance reaches it through cuts every open connection and either refuses
+ *   new ones (`refuse`) or accepts and never answers them (`blackhole`). Ingest must answer 503,
+ *   actors must stop (no lease can be proven) and everything resume once it is back.
+ *
+ * Each track draws from its own stream of the seed, so the database track (added later) left the
+ * kills and network steps of every existing seed as they were.
  */
 import type { ProxyMode } from './chaos-proxy.js';
 import { mulberry32 } from './prng.js';
@@ -28,11 +35,24 @@ export interface NetworkStep {
   readonly mode: ProxyMode;
 }
 
+export type DatabaseInstance = 'a' | 'b';
+export type OutageMode = 'refuse' | 'blackhole';
+/** `a-refuse`, `b-blackhole`, …: what the fault runner counts. */
+export type OutageKind = `${DatabaseInstance}-${OutageMode}`;
+
+export interface DatabaseStep {
+  readonly at: number;
+  readonly instance: DatabaseInstance;
+  readonly mode: OutageMode;
+  readonly downMs: number;
+}
+
 export interface Schedule {
   readonly seed: number;
   readonly durationMs: number;
   readonly kills: readonly KillStep[];
   readonly network: readonly NetworkStep[];
+  readonly database: readonly DatabaseStep[];
 }
 
 export interface ScheduleSettings {
@@ -41,16 +61,26 @@ export interface ScheduleSettings {
   readonly meanKillGapMs: number;
   /** How long a killed node stays down, at most. */
   readonly maxDownMs: number;
+  /** Mean time between the end of one database outage and the next (default 10 s). */
+  readonly meanOutageGapMs?: number;
+  /** How long a database outage lasts, at most (default 4 s; at least 1 s). */
+  readonly maxOutageMs?: number;
 }
 
 const KILL_TARGETS: readonly (readonly [KillTarget, number])[] = [
   ['a1', 3], ['a2', 3], ['b1', 3], ['a-all', 1], ['a-all-awaiting-peer', 1], ['a-all-after-peer-2xx', 2], ['a1-sigterm', 1], ['a2-sigterm', 1],
 ];
 
+// A's database carries ingest, the outbox and the leases: most outages are there.
+const OUTAGE_KINDS: readonly (readonly [readonly [DatabaseInstance, OutageMode], number])[] = [
+  [['a', 'refuse'], 3], [['a', 'blackhole'], 3], [['b', 'refuse'], 1], [['b', 'blackhole'], 1],
+];
+
 export function makeSchedule(seed: number, settings: ScheduleSettings): Schedule {
   // Separate streams, so a change to one track's rules leaves the other's timeline as it was.
   const killRandom = mulberry32(seed ^ 0x6b696c6c);
   const netRandom = mulberry32(seed ^ 0x6e657477);
+  const dbRandom = mulberry32(seed ^ 0x64626173);
   const kills: KillStep[] = [];
   for (let at = killRandom.int(settings.meanKillGapMs / 2, settings.meanKillGapMs); ; ) {
     const downMs = killRandom.int(100, settings.maxDownMs);
@@ -72,12 +102,24 @@ export function makeSchedule(seed: number, settings: ScheduleSettings): Schedule
   }
   // Faults end with the schedule: the network is calm for the convergence that follows.
   network.push({ at: settings.durationMs, mode: { kind: 'pass' } });
-  return { seed, durationMs: settings.durationMs, kills, network };
+  const database: DatabaseStep[] = [];
+  const gap = settings.meanOutageGapMs ?? 10_000;
+  const maxOutageMs = Math.max(1_000, settings.maxOutageMs ?? 4_000);
+  for (let at = dbRandom.int(gap / 2, gap); ; ) {
+    const downMs = dbRandom.int(1_000, maxOutageMs);
+    // Back before the end: convergence (and the harness's checks through Kite) needs it.
+    if (at + downMs >= settings.durationMs) break;
+    const [instance, mode] = dbRandom.weighted(OUTAGE_KINDS);
+    database.push({ at, instance, mode, downMs });
+    at += downMs + dbRandom.int(gap / 2, (gap * 3) / 2);
+  }
+  return { seed, durationMs: settings.durationMs, kills, network, database };
 }
 
 /** One line per step, for a failure message or the bench log. */
 export function describeSchedule(schedule: Schedule): string {
   const kills = schedule.kills.map((k) => `  ${(k.at / 1000).toFixed(2)} s kill -9 ${k.target}, down ${k.downMs} ms`);
   const network = schedule.network.map((n) => `  ${(n.at / 1000).toFixed(2)} s proxy ${n.mode.kind}${n.mode.kind === 'delay' ? ` ${n.mode.delayMs} ms` : ''}`);
-  return [`seed ${schedule.seed}, ${schedule.durationMs / 1000} s:`, ...kills, ...network].join('\n');
+  const database = schedule.database.map((d) => `  ${(d.at / 1000).toFixed(2)} s database of ${d.instance.toUpperCase()} ${d.mode}, down ${d.downMs} ms`);
+  return [`seed ${schedule.seed}, ${schedule.durationMs / 1000} s:`, ...kills, ...network, ...database].join('\n');
 }

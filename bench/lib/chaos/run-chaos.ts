@@ -1,7 +1,7 @@
 /**
  * One chaos run, shared by the CI test (test/chaos/chaos.test.ts) and `bench/chaos.ts`:
  * start the cluster and a listener on every node, send webhooks at a steady rate while the
- * seeded schedule kills nodes and upsets the network, then — faults over, every node up —
+ * seeded schedule kills nodes, upsets the network and takes databases away, then — faults over, every node up —
  * wait (with a deadline) until every listener has every event it should and A has nothing left
  * to send to B, and judge what was received.
  */
@@ -22,6 +22,9 @@ export interface ChaosOptions {
   readonly rate: number;
   readonly meanKillGapMs: number;
   readonly maxDownMs: number;
+  /** Database outages: mean gap and longest (defaults 10 s and 4 s, see fault-schedule.ts). */
+  readonly meanOutageGapMs?: number;
+  readonly maxOutageMs?: number;
   /** After the faults: how long unanswered webhooks are retried, and how long convergence may take. */
   readonly convergeTimeoutMs: number;
   readonly tls: TlsFiles;
@@ -39,6 +42,10 @@ export interface ChaosReport {
   readonly schedule: Schedule;
   readonly verdict: Verdict;
   readonly faults: FaultRecord & { readonly proxy: Record<string, number> };
+  /** The provider's tries not answered 200, by outcome (`503 database_unavailable`, `no answer`, …). */
+  readonly ingestFailures: Record<string, number>;
+  /** The slowest 503 `database_unavailable` the provider got, ms (0: none). */
+  readonly slowestUnavailableMs: number;
   /** Events B answered `duplicate: true` (re-sent after B had them: B's dedup held). */
   readonly redeliveriesDeduplicatedByB: number;
   /** ms from the end of the faults until every listener had everything and A's queue was empty; null if never. */
@@ -61,7 +68,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const node of cluster.a) listeners.push({ instance: 'a', record: new RecordingListener(node.name, node.url, TEAM, cluster.listenKeys.a, 'stripe.*', options.tls) });
     for (const node of cluster.b) listeners.push({ instance: 'b', record: new RecordingListener(node.name, node.url, TEAM, cluster.listenKeys.b, 'stripe.*', options.tls) });
     await Promise.all(listeners.map((l) => l.record.start()));
-    log(`chaos: seed ${options.seed}, ${options.durationMs / 1000} s at ${options.rate} webhooks/s, ${schedule.kills.length} kills, ${schedule.network.length} network steps`);
+    log(`chaos: seed ${options.seed}, ${options.durationMs / 1000} s at ${options.rate} webhooks/s, ${schedule.kills.length} kills, ${schedule.network.length} network steps, ${schedule.database.length} database outages`);
 
     load = new WebhookLoad(cluster.a.map((n) => ({ name: n.name, url: n.url })), INGEST_PATH, mulberry32(options.seed), agent, `${options.seed.toString(36)}${Date.now().toString(36)}`);
     const startedAt = Date.now();
@@ -81,6 +88,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       schedule,
       verdict,
       faults: { ...faults, proxy: { ...cluster.proxy.counts } },
+      ingestFailures: { ...load.failures },
+      slowestUnavailableMs: load.slowestUnavailableMs,
       redeliveriesDeduplicatedByB: cluster.proxy.duplicatesAtB,
       recoveryMs: convergence.totalMs,
       recoveryParts: { 'webhooks answered': allAnsweredMs, ...convergence.parts },

@@ -36,6 +36,10 @@ const RETRY_PAUSE_MS = 100;
 
 export class WebhookLoad {
   readonly webhooks: Webhook[] = [];
+  /** Tries not answered 200, by outcome (`503 database_unavailable`, `500 internal_error`, `refused`, `timeout`, …). */
+  readonly failures: Record<string, number> = {};
+  /** The slowest 503 `database_unavailable`, ms: Kite promises one within about 900 ms. */
+  slowestUnavailableMs = 0;
   private inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private giveUpAt = Infinity;
@@ -89,6 +93,7 @@ export class WebhookLoad {
     for (let turn = firstTarget; Date.now() < this.giveUpAt; turn++) {
       const target = this.targets[turn % this.targets.length]!;
       webhook.attempts++;
+      const sentAt = Date.now();
       try {
         const answer = await request(`${target.url}${this.path}`, {
           method: 'POST',
@@ -105,14 +110,37 @@ export class WebhookLoad {
           return;
         }
         webhook.lastError = `HTTP ${answer.statusCode}: ${text.slice(0, 200)}`;
+        const code = errorCode(text);
+        this.failures[`${answer.statusCode} ${code}`] = (this.failures[`${answer.statusCode} ${code}`] ?? 0) + 1;
+        if (code === 'database_unavailable') this.slowestUnavailableMs = Math.max(this.slowestUnavailableMs, Date.now() - sentAt);
         // A 4xx is Kite refusing the webhook for good: the harness sent something wrong.
         if (answer.statusCode >= 400 && answer.statusCode < 500) return;
       } catch (err) {
         webhook.lastError = (err as Error).message;
+        const outcome = noAnswer(err);
+        this.failures[outcome] = (this.failures[outcome] ?? 0) + 1;
       }
       // The other node is tried at once; only after both failed is there a pause.
       if ((turn - firstTarget) % this.targets.length === this.targets.length - 1) await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
     }
+  }
+}
+
+/** Why a try got no HTTP answer: `refused` (node down), `timeout` (no answer in 5 s: a hang), `cut` (connection lost). */
+function noAnswer(err: unknown): string {
+  const code = String((err as { code?: unknown }).code ?? '');
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  return 'cut';
+}
+
+/** The `error.code` of a Kite error body, or `-`. */
+function errorCode(text: string): string {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : '-';
+  } catch {
+    return '-';
   }
 }
 
