@@ -231,7 +231,12 @@ describe('cluster - peer leases', () => {
 
     await atB.waitForEvents(8, 20_000);
     expect(idsSeen(atB)).toEqual([...before, ...during].map((e) => e.id));
-    const peer = await getPeer(onNode, aPeerId);
+    // The last batch's mark commits after B answered (it overlaps the next send), so B's listener
+    // can see everything a moment before A's counts do.
+    const peer = await until(async () => {
+      const p = await getPeer(onNode, aPeerId);
+      return p.pending === 0 ? p : undefined;
+    }, 'A to mark the last batch delivered');
     expect(peer).toMatchObject({ state: 'healthy', pending: 0, delivered: 8, deadLettered: 0 });
     const [row] = await a.db.query<{ attempts: number }>('SELECT attempts FROM peers WHERE id = $1', [aPeerId]);
     expect(row!.attempts).toBe(0);
