@@ -87,4 +87,36 @@ describe('the append function', () => {
     await db.query(APPEND, [[teamId], ['/s'], ['esc-2'], ['stripe.charge.refunded'], [new Date().toISOString()], [control]]);
     expect(await db.query(`SELECT 1 FROM federation_deliveries WHERE event_id = 'esc-2'`)).toHaveLength(1);
   });
+
+  it('append - finding the peers of a batch costs per event, not per event × peer (300 exact peers and a wildcard one)', async () => {
+    const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('many') RETURNING id::int AS id`);
+    await db.query(
+      `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)
+       SELECT gen_random_uuid(), $1, CASE WHEN g < 300 THEN 'exact-' || g ELSE 'wild' END, 'https://x.example', 'x',
+              CASE WHEN g < 300 THEN jsonb_build_array('t.p' || g) ELSE '["t.*"]' END, 8, '{}', '{}', '{}', 'k1', 'k2'
+         FROM generate_series(0, 300) g`,
+      [team!.id],
+    );
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      const types = Array.from({ length: 50 }, (_, i) => `t.p${i * 6}`);
+      const ids = types.map((_, i) => `many-${i}`);
+      await client.query(APPEND, [types.map(() => team!.id), types.map(() => '/s'), ids, types, types.map(() => new Date().toISOString()),
+        types.map((type, i) => JSON.stringify({ specversion: '1.0', id: ids[i], source: '/s', type }))]);
+      const [stats] = (await client.query<{ idx_scan: string }>(
+        `SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'peer_scope_types'`,
+      )).rows;
+      const queued = (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM federation_deliveries WHERE event_id LIKE 'many-%'`)).rows[0]!.n;
+      await client.query('COMMIT');
+      // Each event: its exact peer and the wildcard one.
+      expect(queued).toBe(100);
+      // One probe per event for its exact peers, one per (event, wildcard peer): about 100. A plan
+      // that joined the other way round probed once per (peer, event): 15,000 and more.
+      expect(Number(stats!.idx_scan)).toBeLessThanOrEqual(200);
+    } finally {
+      await client.end();
+    }
+  });
 });
