@@ -70,8 +70,13 @@ FOR EACH ROW EXECUTE FUNCTION kite_peer_scope_types_sync();
 INSERT INTO peer_scope_types (team_id, type, peer_id)
 SELECT p.team_id, t, p.id FROM peers p CROSS JOIN LATERAL unnest(kite_scope_exact_types(p.scopes)) AS t;
 
-CREATE OR REPLACE FUNCTION kite_append_events(
-  p_team bigint[], p_source text[], p_id text[], p_type text[], p_time timestamptz[], p_event json[],
+-- The events come as one JSON array (p_events) instead of a json[]: the client then sends the
+-- texts as they are, where an array literal had every quote in every event escaped (9 % of a
+-- receiving node's CPU draining a backlog), and Postgres parses the same bytes either way.
+DROP FUNCTION kite_append_events(bigint[], text[], text[], text[], timestamptz[], json[], text, text);
+
+CREATE FUNCTION kite_append_events(
+  p_team bigint[], p_source text[], p_id text[], p_type text[], p_time timestamptz[], p_events json,
   p_self text, p_fed_source text
 ) RETURNS TABLE (ord integer, seq bigint, duplicate boolean)
 LANGUAGE plpgsql
@@ -96,9 +101,9 @@ BEGIN
   FROM (SELECT id FROM teams WHERE id = ANY (p_team) ORDER BY id FOR NO KEY UPDATE) t;
 
   WITH input AS (
-    SELECT i AS ord, p_team[i] AS team_id, p_source[i] AS source, p_id[i] AS id,
-           p_type[i] AS type, p_time[i] AS time, p_event[i] AS event
-    FROM generate_subscripts(p_team, 1) AS i
+    SELECT e.i::integer AS ord, p_team[e.i] AS team_id, p_source[e.i] AS source, p_id[e.i] AS id,
+           p_type[e.i] AS type, p_time[e.i] AS time, e.event
+    FROM json_array_elements(p_events) WITH ORDINALITY AS e (event, i)
   ),
   firsts AS (
     SELECT DISTINCT ON (team_id, source, id) * FROM input ORDER BY team_id, source, id, ord

@@ -50,7 +50,7 @@ export interface EventAppenderOptions {
 }
 
 const APPEND_SQL = `SELECT ord, seq, duplicate
-  FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json[], $7, $8)`;
+  FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json, $7, $8)`;
 
 export class EventAppender {
   private queue: Pending[] = [];
@@ -158,10 +158,12 @@ export async function appendOn(db: Pool | PoolClient, requests: readonly AppendR
     jsons.push(event.json);
   }
   // A named statement is parsed once per connection instead of once per batch.
+  // The events as one JSON array, their texts as they are (each is one valid JSON value): a json[]
+  // parameter would escape every quote of every event into an array literal.
   const result = await db.query<AppendRow>({
     name: 'kite_append_events',
     text: APPEND_SQL,
-    values: [teams, sources, ids, types, times, jsons, selfInstanceId, federationSource],
+    values: [teams, sources, ids, types, times, `[${jsons.join(',')}]`, selfInstanceId, federationSource],
   });
   return result.rows;
 }

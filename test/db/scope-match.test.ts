@@ -55,9 +55,9 @@ describe('scope match in SQL', () => {
     const appendAll = async () => {
       const ids = TYPES.map(() => `ev-${n++}`);
       await db.query(
-        `SELECT * FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json[], 'kite-self', 'https://self/federation')`,
+        `SELECT * FROM kite_append_events($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::json, 'kite-self', 'https://self/federation')`,
         [TYPES.map(() => team!.id), TYPES.map(() => '/s'), ids, TYPES, TYPES.map(() => new Date().toISOString()),
-          TYPES.map((type, i) => JSON.stringify({ specversion: '1.0', id: ids[i], source: '/s', type }))],
+          JSON.stringify(TYPES.map((type, i) => ({ specversion: '1.0', id: ids[i], source: '/s', type })))],
       );
       const rows = await db.query<{ peer_id: string; event_type: string }>(
         'SELECT peer_id, event_type FROM federation_deliveries WHERE event_id = ANY ($1) ORDER BY peer_id, event_type', [ids]);
