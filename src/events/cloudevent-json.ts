@@ -168,7 +168,9 @@ export function keepStructuredEvent(raw: unknown, options: KeepOptions): Normali
     if (parsed === null) throw invalid('time must be an RFC 3339 timestamp.');
     time = parsed;
   }
-  return { id: kept.id as string, source: kept.source as string, type, time, json: JSON.stringify(kept) };
+  const event = { id: kept.id as string, source: kept.source as string, type, time, json: JSON.stringify(kept) };
+  if (options.stripKiteExtensions || !('kitefedorigin' in kept || 'kitefedchain' in kept || 'kitefedhops' in kept)) return event;
+  return { ...event, provenance: { kitefedorigin: kept['kitefedorigin'], kitefedchain: kept['kitefedchain'], kitefedhops: kept['kitefedhops'] } };
 }
 
 function invalid(message: string): KiteError {

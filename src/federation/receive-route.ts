@@ -128,9 +128,9 @@ async function verifiedPeer(ctx: AppContext, peers: PeerStore, request: KiteRequ
  * this instance is already in the chain: the event has been stored here before.
  */
 function checkProvenance(event: NormalizedEvent, selfInstanceId: string): boolean {
-  // Cheap test first: the parse is only paid by events that carry provenance.
-  if (!event.json.includes('"kitefed')) return false;
-  const attributes = JSON.parse(event.json) as Record<string, unknown>;
+  // Kept by the parser (no second parse of the event); absent means the event carries none.
+  const attributes = event.provenance;
+  if (!attributes) return false;
   const refuse = (message: string) => new KiteError('invalid_body', `Event ${JSON.stringify(event.id)}: ${message}`);
   const origin = attributes['kitefedorigin'];
   if (origin !== undefined && (typeof origin !== 'string' || !INSTANCE_ID.test(origin))) throw refuse('kitefedorigin must be an instance ID.');

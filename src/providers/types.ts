@@ -28,6 +28,11 @@ export interface NormalizedEvent {
   /** ISO 8601 UTC, e.g. 2026-11-27T19:36:43.000Z */
   readonly time: string;
   readonly json: string;
+  /**
+   * The federation provenance attributes as received (kept only where `kite*` extensions are, on
+   * the federation receive route), so the receiver checks them without parsing `json` again.
+   */
+  readonly provenance?: Readonly<Record<'kitefedorigin' | 'kitefedchain' | 'kitefedhops', unknown>>;
 }
 
 export interface ParsedWebhook {
