@@ -70,6 +70,11 @@ FOR EACH ROW EXECUTE FUNCTION kite_peer_scope_types_sync();
 INSERT INTO peer_scope_types (team_id, type, peer_id)
 SELECT p.team_id, t, p.id FROM peers p CROSS JOIN LATERAL unnest(kite_scope_exact_types(p.scopes)) AS t;
 
+-- The rule's earlier forms, which nothing reads any more and every peer write recomputed: 0003's
+-- regex column and 0006's LIKE column. (kite_scopes_regex stays: the GET events filter uses it.)
+ALTER TABLE peers DROP COLUMN scope_regex, DROP COLUMN scope_likes;
+DROP FUNCTION kite_scopes_likes(jsonb);
+
 -- The events come as one JSON array (p_events) instead of a json[]: the client then sends the
 -- texts as they are, where an array literal had every quote in every event escaped (9 % of a
 -- receiving node's CPU draining a backlog), and Postgres parses the same bytes either way.

@@ -33,7 +33,7 @@ export class PostgresEventReader implements EventReader {
 
   /**
    * Like readAfter, keeping only types matching the patterns (already validated). The regex is
-   * built by `kite_scopes_regex` (migration 0003), the same translation the forwarding rule uses.
+   * built by `kite_scopes_regex` (migration 0003), the rule of src/events/type-patterns.ts.
    */
   async readMatchingAfter(teamId: number, after: number, limit: number, patterns: readonly string[]): Promise<StoredEvent[]> {
     if (patterns.includes('*')) return this.readAfter(teamId, after, limit);

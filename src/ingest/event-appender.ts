@@ -8,8 +8,9 @@
  * batch. A caller's promise settles only after its batch committed (or failed: then every caller
  * of that batch gets the error, and nothing of the batch is stored, as it was one transaction).
  *
- * The append function (migration 0003) also writes the federation outbox and the hop-limit
- * events in the same statement, so one batch is one round trip and one transaction.
+ * The append function (migration 0003, last rewritten by 0007) also writes the federation outbox
+ * and the hop-limit events in the same statement, so one batch is one round trip and one
+ * transaction.
  */
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
@@ -157,9 +158,9 @@ export async function appendOn(db: Pool | PoolClient, requests: readonly AppendR
     times.push(event.time);
     jsons.push(event.json);
   }
-  // A named statement is parsed once per connection instead of once per batch.
-  // The events as one JSON array, their texts as they are (each is one valid JSON value): a json[]
-  // parameter would escape every quote of every event into an array literal.
+  // A named statement is parsed once per connection instead of once per batch. The events go as
+  // one JSON array, their texts as they are (each one valid JSON value): a json[] parameter would
+  // escape every quote of every event into an array literal.
   const result = await db.query<AppendRow>({
     name: 'kite_append_events',
     text: APPEND_SQL,

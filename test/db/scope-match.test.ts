@@ -1,9 +1,9 @@
 /**
  * The forwarding rule's scope match in SQL agrees with the JS matcher used everywhere else
  * (src/events/type-patterns.ts), on patterns and types chosen to find the edges: `_` (a LIKE
- * wildcard unless escaped), `*` anywhere, the optional `com.` prefix. Migration 0006 matched with
- * LIKE patterns; 0007 finds exact patterns through `peer_scope_types` (kept by a trigger) and
- * only patterns with `*` with LIKE — checked here through the append function itself.
+ * wildcard unless escaped), `*` anywhere, the optional `com.` prefix. Migration 0007 finds exact
+ * patterns through `peer_scope_types` (kept by a trigger) and only patterns with `*` with LIKE —
+ * checked here piece by piece, then through the append function itself.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,9 +27,10 @@ const TYPES = ['com.stripe.payment_intent.succeeded', 'stripe.payment_intent.suc
   'com.kite.agent.message', 'kite.agent.message', 'com.com.stripe.x', 'x-y.z', 'com.x-y.z', 'x-y.zz'];
 
 describe('scope match in SQL', () => {
-  it('scopes - LIKE patterns built by kite_scopes_likes match exactly what the JS matcher matches', async () => {
+  it('scopes - exact types (kite_scope_exact_types) and LIKE patterns (kite_scope_wild_likes) together match exactly what the JS matcher matches', async () => {
     const rows = await db.query<{ scopes: string; type: string; matched: boolean }>(
-      `SELECT s.scopes::text AS scopes, t.type, t.type LIKE ANY (kite_scopes_likes(s.scopes)) AS matched
+      `SELECT s.scopes::text AS scopes, t.type,
+              t.type = ANY (kite_scope_exact_types(s.scopes)) OR t.type LIKE ANY (coalesce(kite_scope_wild_likes(s.scopes), '{}')) AS matched
          FROM unnest($1::jsonb[]) AS s (scopes), unnest($2::text[]) AS t (type)`,
       [PATTERNS.map((p) => JSON.stringify(p)), TYPES],
     );
