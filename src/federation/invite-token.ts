@@ -12,11 +12,11 @@
  * long a leaked token can be used to complete the pairing; nothing server-side tracks tokens.
  */
 import { z } from 'zod';
+import { isStandardSecret } from '../providers/standard-signature.js';
 
 export const INVITE_PREFIX = 'kite-invite-v1.';
 
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const KEY = /^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
 const SCOPE = /^[A-Za-z0-9._*-]{1,256}$/;
 
 const inviteSchema = z.strictObject({
@@ -30,8 +30,8 @@ const inviteSchema = z.strictObject({
   forTeam: z.string().regex(SLUG, 'must be a team slug'),
   /** Suggested scopes for what the accepter forwards back (the inviter's own, unless chosen). */
   scopes: z.array(z.string().regex(SCOPE, 'must be a type pattern')).min(1).max(64),
-  outboundKey: z.string().regex(KEY, 'must be a whsec_ key'),
-  inboundKey: z.string().regex(KEY, 'must be a whsec_ key'),
+  outboundKey: z.string().refine(isStandardSecret, 'must be a whsec_ key'),
+  inboundKey: z.string().refine(isStandardSecret, 'must be a whsec_ key'),
   expiresAt: z.iso.datetime(),
 });
 

@@ -37,8 +37,8 @@ export const COLUMNS = `p.id, p.team_id, p.instance_id, p.url, p.remote_team, p.
   p.inbound_key, p.inbound_key_previous, p.inbound_key_rotated_at, p.state, p.attempts, p.last_error,
   p.created_at, p.deleted_at`;
 
-// One pass over the peer's deliveries (index on (peer_id, event_seq)); discarded rows count nowhere.
-// Pending and held are counted on their partial indexes; delivered is a counter (migration 0005).
+// Pending and held are counted on their partial indexes, so discarded rows count nowhere;
+// delivered is the peer's counter (migration 0005).
 export const COUNTS = `LEFT JOIN LATERAL (
     SELECT (SELECT count(*) FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'pending') AS pending,
            p.delivered AS delivered,

@@ -88,6 +88,8 @@ describe('kite peers invite / accept', () => {
       [['peers', 'accept', token.slice(0, -12)], /this invite is damaged/],
       [['peers', 'accept', reencode(token, (i) => ({ ...i, url: 'http://kite-a.example.com' }))], /this invite is damaged or was edited: url must be an https:\/\/ URL/],
       [['peers', 'accept', reencode(token, (i) => ({ ...i, extra: true }))], /this invite is damaged or was edited/],
+      // Checked as the server checks keys: an empty key is the invite's fault, not a flag's.
+      [['peers', 'accept', reencode(token, (i) => ({ ...i, outboundKey: 'whsec_' }))], /this invite is damaged or was edited: outboundKey must be a whsec_ key/],
       [['peers', 'accept', expired], /this invite expired at .*: ask for a new one/],
       [['peers', 'accept', '--team', 'other', token], /this invite pairs team acme here .* not other: accept it with --team acme/],
     ];

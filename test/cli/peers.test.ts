@@ -307,6 +307,8 @@ describe('kite peers usage errors', () => {
     [[...ADD, ...URL_OK, ...SCOPES, '--inbound-key', 'whsec_'], "--inbound-key must be a Standard Webhooks secret"],
     [[...ADD, ...URL_OK, ...SCOPES, '--kite-url', 'ftp://x'], '--kite-url must be an http:// or https:// URL'],
     [[...ADD, ...URL_OK, ...SCOPES, '--disabled=yes'], "--disabled"],
+    [['peers', 'invite', '--team', 'acme', '--instance-id', 'kite-b', ...URL_OK, ...SCOPES, '--return-scopes', 'stripe.*,'], '--return-scopes has an empty pattern'],
+    [['peers', 'invite', '--team', 'acme', '--instance-id', 'kite-b', ...URL_OK, ...SCOPES, '--return-scopes', 'a b'], "--return-scopes pattern 'a b' may contain only"],
     [['peers', 'show', '--team', 'acme'], 'missing argument <id>'],
     [['peers', 'show', '--team', 'acme', ''], '<id> must not be empty'],
     [['peers', 'pause', '--team', 'acme'], 'missing argument <id>'],

@@ -6,10 +6,10 @@
  * Kite shows only in this answer) on stdout, and on stderr the one command to run on the other
  * instance to complete the pairing, keys swapped. That command holds both secrets; it says so.
  */
-import { CLIENT_ENV, KITE_URL_FLAG, TEAM_FLAG, apiRequest, printJson, resolveClient, teamPath } from '../api-client.js';
+import { CLIENT_ENV, KITE_URL_FLAG, TEAM_FLAG, apiRequest, printJson, resolveClient, teamPath, type Client } from '../api-client.js';
 import { CliError, requiredString, slug, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
-import { newPeerBody } from './peers-flags.js';
+import { SETTINGS_FLAGS, newPeerBody } from './peers-flags.js';
 
 // ── the pairing command ────────────────────────────────────────────────────────────────────
 
@@ -19,7 +19,7 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-interface Instance {
+export interface Instance {
   readonly instanceId: string;
   readonly publicUrl: string;
 }
@@ -51,7 +51,8 @@ export function pairingCommand(team: string, self: Instance, created: CreatedPee
   return args.map(shellQuote).join(' ');
 }
 
-async function thisInstance(client: Awaited<ReturnType<typeof resolveClient>>): Promise<Instance> {
+/** The Kite the command talks to, as the other side must name it (`peers invite` asks it too). */
+export async function thisInstance(client: Client): Promise<Instance> {
   const answer = await apiRequest<{ instanceId?: unknown; publicUrl?: unknown }>(client, 'GET', '/v1/instance');
   if (typeof answer?.instanceId !== 'string' || typeof answer.publicUrl !== 'string') {
     throw new CliError(`GET ${client.url}/v1/instance did not answer {"instanceId", "publicUrl"}; is ${client.url} a Kite?`);
@@ -89,18 +90,7 @@ export const add: Command = {
         required: true,
       },
       'remote-team': { type: 'string', value: '<team>', description: "the team on the peer's side (default: the same slug as --team)" },
-      'max-hops': { type: 'string', value: '<n>', description: 'forward only events that crossed fewer than n instances, 1-16 (default 3)' },
-      'rate-limit': { type: 'string', value: '<per-sec[/burst]>', description: 'events per second sent to the peer, and burst (default 100/200)' },
-      'inbound-rate-limit': {
-        type: 'string',
-        value: '<per-sec[/burst]>',
-        description: 'events per second accepted from the peer, and burst (default 1000/2000)',
-      },
-      'max-attempts': { type: 'string', value: '<n>', description: 'failed attempts before the peer is dead-lettered, 1-1000 (default 20)' },
-      'initial-delay-ms': { type: 'string', value: '<ms>', description: 'first retry delay (default 1000)' },
-      'max-delay-ms': { type: 'string', value: '<ms>', description: 'longest retry delay, and the probe interval when dead-lettered (default 300000)' },
-      'timeout-ms': { type: 'string', value: '<ms>', description: 'timeout of each delivery request, at most 600000 (default 10000)' },
-      disabled: { type: 'boolean', description: "create it paused: events queue but are not sent until 'kite peers resume'" },
+      ...SETTINGS_FLAGS,
       'outbound-key': { type: 'string', value: '<whsec_…>', description: 'key to sign deliveries to the peer with (default: generated)' },
       'inbound-key': { type: 'string', value: '<whsec_…>', description: "key the peer's deliveries must be signed with (default: generated)" },
       ...KITE_URL_FLAG,

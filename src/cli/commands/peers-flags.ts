@@ -4,7 +4,8 @@
  * exit 2 rather than a round trip; and the body of a new peer built from them. Settings not given
  * are left out of the request: the server's defaults apply (contract §6).
  */
-import { UsageError, booleanFlag, listFlag, requiredString, slug, stringFlag, type Parsed } from '../args.js';
+import { isStandardSecret } from '../../providers/standard-signature.js';
+import { UsageError, booleanFlag, listFlag, requiredString, slug, stringFlag, type FlagSpec, type Parsed } from '../args.js';
 
 /** The server's limits (src/federation/peer-input.ts, src/events/type-patterns.ts). */
 const MAX_SCOPES = 64;
@@ -63,30 +64,43 @@ function peerUrl(p: Parsed): string {
   return raw;
 }
 
-/** `--scopes 'stripe.*,github.*'`, repeatable; the patterns of all of them, in order. */
-function scopesFlag(p: Parsed): string[] {
-  const scopes = listFlag(p, 'scopes').flatMap((v) => v.split(',').map((s) => s.trim()));
-  if (scopes.length === 0) throw usage(p, 'missing required flag --scopes <patterns>');
+/**
+ * `--scopes 'stripe.*,github.*'` (or another flag of type patterns, e.g. `--return-scopes`),
+ * repeatable; the patterns of all of them, in order.
+ */
+export function scopesFlag(p: Parsed, name = 'scopes'): string[] {
+  const scopes = listFlag(p, name).flatMap((v) => v.split(',').map((s) => s.trim()));
+  if (scopes.length === 0) throw usage(p, `missing required flag --${name} <patterns>`);
   for (const scope of scopes) {
-    if (scope === '') throw usage(p, '--scopes has an empty pattern; look for a doubled or trailing comma');
-    if (scope.length > MAX_SCOPE_LENGTH) throw usage(p, `--scopes pattern longer than ${MAX_SCOPE_LENGTH} characters`);
+    if (scope === '') throw usage(p, `--${name} has an empty pattern; look for a doubled or trailing comma`);
+    if (scope.length > MAX_SCOPE_LENGTH) throw usage(p, `--${name} pattern longer than ${MAX_SCOPE_LENGTH} characters`);
     if (!SCOPE_CHARS.test(scope)) {
-      throw usage(p, `--scopes pattern '${scope}' may contain only letters, digits, '.', '_', '-' and '*'`);
+      throw usage(p, `--${name} pattern '${scope}' may contain only letters, digits, '.', '_', '-' and '*'`);
     }
   }
-  if (scopes.length > MAX_SCOPES) throw usage(p, `--scopes has ${scopes.length} patterns; at most ${MAX_SCOPES} are allowed`);
+  if (scopes.length > MAX_SCOPES) throw usage(p, `--${name} has ${scopes.length} patterns; at most ${MAX_SCOPES} are allowed`);
   return scopes;
 }
 
-/** A Standard Webhooks secret, as the server requires: `whsec_` + base64. */
-const KEY = /^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
-
+/** A Standard Webhooks secret, by the same test the server applies: `whsec_` + base64. */
 function keyFlag(p: Parsed, name: string): string | undefined {
   const key = stringFlag(p, name);
   if (key === undefined) return undefined;
-  if (key === 'whsec_' || !KEY.test(key)) throw usage(p, `--${name} must be a Standard Webhooks secret: 'whsec_' followed by base64`);
+  if (!isStandardSecret(key)) throw usage(p, `--${name} must be a Standard Webhooks secret: 'whsec_' followed by base64`);
   return key;
 }
+
+/** The settings either side chooses for its own half of a relationship (`peers add|invite|accept`). */
+export const SETTINGS_FLAGS = {
+  'max-hops': { type: 'string', value: '<n>', description: 'forward only events that crossed fewer than n instances, 1-16 (default 3)' },
+  'rate-limit': { type: 'string', value: '<per-sec[/burst]>', description: 'events per second sent to the peer, and burst (default 100/200)' },
+  'inbound-rate-limit': { type: 'string', value: '<per-sec[/burst]>', description: 'events per second accepted from the peer, and burst (default 1000/2000)' },
+  'max-attempts': { type: 'string', value: '<n>', description: 'failed attempts before the peer is dead-lettered, 1-1000 (default 20)' },
+  'initial-delay-ms': { type: 'string', value: '<ms>', description: 'first retry delay (default 1000)' },
+  'max-delay-ms': { type: 'string', value: '<ms>', description: 'longest retry delay, and the probe interval when dead-lettered (default 300000)' },
+  'timeout-ms': { type: 'string', value: '<ms>', description: 'timeout of each delivery request, at most 600000 (default 10000)' },
+  disabled: { type: 'boolean', description: "register it paused: events queue but are not sent until 'kite peers resume'" },
+} as const satisfies Record<string, FlagSpec>;
 
 export const ID_ARG = [{ name: 'id', description: "the peer's id, as printed by 'kite peers add' or 'kite peers list'" }] as const;
 

@@ -9,36 +9,19 @@
  * same rules as `peers add`, by building the same request body), the token, and on `accept`
  * that the Kite it talks to is the instance the invite was made for.
  */
-import { CLIENT_ENV, CLIENT_FLAGS, KITE_URL_FLAG, TEAM_FLAG, apiRequest, printJson, resolveClient, teamPath, type Client } from '../api-client.js';
-import { CliError, UsageError, listFlag, requiredString, slug, stringFlag, type FlagSpec, type Parsed } from '../args.js';
+import { CLIENT_ENV, CLIENT_FLAGS, KITE_URL_FLAG, TEAM_FLAG, apiRequest, printJson, resolveClient, teamPath } from '../api-client.js';
+import { CliError, UsageError, listFlag, requiredString, slug, stringFlag, type Parsed } from '../args.js';
 import type { Command } from '../command.js';
 import { randomUUID } from 'node:crypto';
 import { signStandard } from '../../providers/standard-signature.js';
-import { newPeerBody } from './peers-flags.js';
-
+import { thisInstance, type Instance } from './peers-add.js';
+import { SETTINGS_FLAGS, newPeerBody, scopesFlag } from './peers-flags.js';
 
 const DEFAULT_EXPIRY = '24h';
 const MAX_EXPIRY_MS = 30 * 86_400_000;
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** The settings both sides may choose for their own half of the relationship (as `peers add`). */
-const SETTINGS_FLAGS = {
-  'max-hops': { type: 'string', value: '<n>', description: 'forward only events that crossed fewer than n instances, 1-16 (default 3)' },
-  'rate-limit': { type: 'string', value: '<per-sec[/burst]>', description: 'events per second sent to the peer, and burst (default 100/200)' },
-  'inbound-rate-limit': { type: 'string', value: '<per-sec[/burst]>', description: 'events per second accepted from the peer, and burst (default 1000/2000)' },
-  'max-attempts': { type: 'string', value: '<n>', description: 'failed attempts before the peer is dead-lettered, 1-1000 (default 20)' },
-  'initial-delay-ms': { type: 'string', value: '<ms>', description: 'first retry delay (default 1000)' },
-  'max-delay-ms': { type: 'string', value: '<ms>', description: 'longest retry delay, and the probe interval when dead-lettered (default 300000)' },
-  'timeout-ms': { type: 'string', value: '<ms>', description: 'timeout of each delivery request, at most 600000 (default 10000)' },
-  disabled: { type: 'boolean', description: "register it paused: events queue but are not sent until 'kite peers resume'" },
-} as const satisfies Record<string, FlagSpec>;
-
 const SECRET_WARNING = 'It holds both secret keys of the pair: pass it on privately, keep it out of chats, tickets and shell history, and delete it once accepted.';
-
-interface Instance {
-  readonly instanceId: string;
-  readonly publicUrl: string;
-}
 
 interface CreatedPeer {
   readonly id?: unknown;
@@ -50,14 +33,6 @@ interface CreatedPeer {
   readonly inboundKey?: unknown;
 }
 
-async function thisInstance(client: Client): Promise<Instance> {
-  const answer = await apiRequest<{ instanceId?: unknown; publicUrl?: unknown }>(client, 'GET', '/v1/instance');
-  if (typeof answer?.instanceId !== 'string' || typeof answer.publicUrl !== 'string') {
-    throw new CliError(`GET ${client.url}/v1/instance did not answer {"instanceId", "publicUrl"}; is ${client.url} a Kite?`);
-  }
-  return { instanceId: answer.instanceId, publicUrl: answer.publicUrl };
-}
-
 function expiresIn(p: Parsed): number {
   const raw = stringFlag(p, 'expires-in') ?? DEFAULT_EXPIRY;
   const match = /^(\d+)([mhd])$/.exec(raw);
@@ -66,12 +41,6 @@ function expiresIn(p: Parsed): number {
     throw new UsageError(`--expires-in must be minutes, hours or days, e.g. 30m, 24h, 7d, from 1m to 30d (got '${raw}')`, p.spec.command);
   }
   return ms;
-}
-
-/** `--scopes`-style patterns from another flag, validated by the same rules. */
-function patternsOf(p: Parsed, flag: string): string[] | undefined {
-  if (listFlag(p, flag).length === 0) return undefined;
-  return newPeerBody({ spec: p.spec, values: { 'instance-id': 'x', url: 'https://x', scopes: listFlag(p, flag) }, positionals: [] })['scopes'] as string[];
 }
 
 function publicUrlOf(p: Parsed, self: Instance): string {
@@ -117,7 +86,7 @@ const invite: Command = {
   async run(p: Parsed) {
     const team = slug(p, 'team', requiredString(p, 'team'));
     const body = newPeerBody(p);
-    const returnScopes = patternsOf(p, 'return-scopes');
+    const returnScopes = listFlag(p, 'return-scopes').length > 0 ? scopesFlag(p, 'return-scopes') : undefined;
     const expiresAt = new Date(Date.now() + expiresIn(p)).toISOString();
     const client = await resolveClient(p, 'kite-url');
     const self = await thisInstance(client);
