@@ -14,7 +14,7 @@ import type { AppContext } from '../app-context.js';
 import { coerceError, KiteError } from '../errors.js';
 import { json, type KiteRequest, type KiteResponse, type Route } from '../http/types.js';
 import { withDeadline } from '../ingest/ingest-route.js';
-import { hopLimitDrops } from '../observability/federation-metrics.js';
+import { hopLimitDrops } from './hop-limit-drops.js';
 import { parseCloudEvents } from '../providers/cloudevents.js';
 import { verifyStandardSignature } from '../providers/standard-signature.js';
 import type { NormalizedEvent } from '../providers/types.js';
