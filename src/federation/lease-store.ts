@@ -77,18 +77,22 @@ export class LeaseStore {
    * Claims up to `limit` enabled peers whose lease is missing, expired, or an older one of this
    * node's (after it paused its actors), except those in `running`. Chosen at random so that
    * nodes claiming at once spread the peers; a lease another node claimed first is left alone.
+   * The chosen rows are written in peer ID order: nodes claiming the same lapsed leases at once
+   * (a node died, the cluster starts) then wait on each other instead of deadlocking.
    */
   async claim(limit: number, running: readonly string[]): Promise<HeldLease[]> {
     if (limit <= 0) return [];
     const result = await this.pool.query<{ peer_id: string; fence: number }>(
       `INSERT INTO peer_leases AS l (peer_id, node_id, fence, expires_at)
-       SELECT p.id, $1, nextval('peer_lease_fence'), now() + $2 * interval '1 millisecond'
-         FROM peers p LEFT JOIN peer_leases cur ON cur.peer_id = p.id
-        WHERE p.enabled AND p.deleted_at IS NULL
-          AND (cur.peer_id IS NULL OR cur.expires_at < now() OR cur.node_id = $1)
-          AND NOT (p.id = ANY ($4::uuid[]))
-        ORDER BY random()
-        LIMIT $3
+       SELECT c.id, $1, nextval('peer_lease_fence'), now() + $2 * interval '1 millisecond'
+         FROM (SELECT p.id
+                 FROM peers p LEFT JOIN peer_leases cur ON cur.peer_id = p.id
+                WHERE p.enabled AND p.deleted_at IS NULL
+                  AND (cur.peer_id IS NULL OR cur.expires_at < now() OR cur.node_id = $1)
+                  AND NOT (p.id = ANY ($4::uuid[]))
+                ORDER BY random()
+                LIMIT $3) c
+        ORDER BY c.id
        ON CONFLICT (peer_id) DO UPDATE SET node_id = EXCLUDED.node_id, fence = EXCLUDED.fence, expires_at = EXCLUDED.expires_at
         WHERE l.expires_at < now() OR l.node_id = EXCLUDED.node_id
        RETURNING l.peer_id, l.fence`,
