@@ -107,6 +107,8 @@ export class PeerActor {
    */
   async run(kind: 'deliver' | 'probe', signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     await this.writes;
+    // A write that failed ended the actor: send nothing (it would count an attempt never made).
+    if (this.ended) return quietUntil(signal);
     try {
       if (kind === 'probe') return await this.delivery.probe(signal, timeoutMs);
       let seen = this.wakes;
@@ -211,6 +213,9 @@ export class PeerActor {
    */
   private async persistState(change: PeerStateChange): Promise<void> {
     const peer = this.peer;
+    // A delivered batch's mark may still be committing (it overlaps the next send): let it, so
+    // the `held` count below does not include that batch.
+    await this.delivery.settle();
     await inTransaction(this.deps.pool, async (client) => {
       await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
       const result = await client.query<{ owned: number; held: number }>(

@@ -104,6 +104,7 @@ export class PeerDelivery {
     }
     const ahead = this.ahead;
     this.ahead = undefined;
+    const changesBefore = this.queueChanges;
     const rows = this.retrying ? await this.rowsById(this.retrying) : [];
     // A re-sent batch is sent whole (same body, same webhook-id): it waits for all its tokens.
     if (rows.length > tokens) return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(rows.length)) };
@@ -111,8 +112,9 @@ export class PeerDelivery {
     let batch = rows;
     if (batch.length === 0 && ahead) {
       const read = await ahead.rows;
-      // Only a full read-ahead proves the queue is deep; the bucket may hold fewer tokens now.
-      if (read.length === ahead.limit) batch = read.slice(0, limit);
+      // Only a full read-ahead proves the queue is deep; the bucket may hold fewer tokens now. A
+      // hold or release queued while we waited for it makes it stale too.
+      if (read.length === ahead.limit && changesBefore === this.queueChanges) batch = read.slice(0, limit);
     }
     if (batch.length === 0) batch = await this.nextRows(limit, this.marking?.ids ?? []);
     this.retrying = undefined;

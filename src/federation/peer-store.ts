@@ -166,12 +166,15 @@ export class PeerStore {
       // The team's row lock orders this against appends, which enqueue deliveries under it: an
       // append that committed first has its rows discarded below; a later one sees the peer deleted.
       await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [teamId]);
-      const result = await client.query(
-        'UPDATE peers SET deleted_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL', [id, teamId]);
-      if (result.rowCount === 0) throw unknownPeer(id);
+      // Deliveries before the peer's row: the actor's mark of a delivered batch locks them in that
+      // order (rows, then its counter on `peers`), so the reverse here could deadlock with it. An
+      // unknown peer rolls the discard back with the rest.
       await client.query(
         `UPDATE federation_deliveries SET status = 'discarded'
           WHERE peer_id = $1 AND status IN ('pending', 'dead_lettered')`, [id]);
+      const result = await client.query(
+        'UPDATE peers SET deleted_at = now() WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL', [id, teamId]);
+      if (result.rowCount === 0) throw unknownPeer(id);
     });
   }
 

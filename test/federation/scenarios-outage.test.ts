@@ -76,7 +76,7 @@ describe('federation - a peer that is away', () => {
     await until(async () => (await getPeer(a, aPeerId)).delivered === 10, 'A to count 10 delivered');
   });
 
-  it('federation - a deep queue (600 events, batches of 100 read one ahead) drains once, in A\'s order, after a pause', async () => {
+  it('federation - a deep queue (600 events, batches of 100) drains once, in A\'s order, after a pause', async () => {
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
     // A burst of 100 tokens caps each batch at 100: every batch is full, so the next one is read
