@@ -4,9 +4,15 @@
  * round trip and one fsync for the whole batch instead of one per webhook.
  *
  * Modes: idle (nothing queued) → a flush starts on the next tick, gathering everything that
- * arrived in the same tick; while `maxInFlight` flushes run, new events wait and form the next
- * batch. A caller's promise settles only after its batch committed (or failed: then every caller
- * of that batch gets the error, and nothing of the batch is stored, as it was one transaction).
+ * arrived in the same tick; while a team's flush runs, that team's new events wait and form its
+ * next batch (other teams' events may flush meanwhile, up to `maxInFlight` flushes). A caller's
+ * promise settles only after its batch committed (or failed: then every caller of that batch gets
+ * the error, and nothing of the batch is stored, as it was one transaction).
+ *
+ * One flush per team at a time: the append function locks the team's row until it commits, so a
+ * second flush of the same team would only wait for that lock — holding a connection, and paying
+ * the function's fixed cost (about 1 ms of Postgres CPU) for a batch of one. Four single-event
+ * flushes queued on one team's lock cost 0.85 core of Postgres at 1,000 webhooks/s.
  *
  * The append function (migration 0003, last rewritten by 0007) also writes the federation outbox
  * and the hop-limit events in the same statement, so one batch is one round trip and one
@@ -56,6 +62,8 @@ const APPEND_SQL = `SELECT ord, seq, duplicate
 export class EventAppender {
   private queue: Pending[] = [];
   private inFlight = 0;
+  /** Teams with a flush running: their events stay queued until it ends. */
+  private readonly busyTeams = new Set<number>();
   private scheduled = false;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
@@ -94,16 +102,36 @@ export class EventAppender {
     // setImmediate: gather everything that arrives in this turn of the event loop.
     setImmediate(() => {
       this.scheduled = false;
-      while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
+      while (this.inFlight < this.maxInFlight) {
+        const batch = this.takeBatch();
+        if (batch.length === 0) break;
+        const teams = new Set(batch.map((p) => p.request.teamId));
+        teams.forEach((team) => this.busyTeams.add(team));
         this.inFlight++;
         void this.flush(batch).finally(() => {
+          teams.forEach((team) => this.busyTeams.delete(team));
           this.inFlight--;
           if (this.queue.length > 0) this.schedule();
           else if (this.inFlight === 0) this.drained.splice(0).forEach((resolve) => resolve());
         });
       }
     });
+  }
+
+  /**
+   * Up to `maxBatch` queued events of teams with no flush running, in queue order; the rest keep
+   * their places (so each team's events still flush in the order they came).
+   */
+  private takeBatch(): Pending[] {
+    if (this.busyTeams.size === 0) return this.queue.splice(0, this.maxBatch);
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    for (const pending of this.queue) {
+      if (batch.length < this.maxBatch && !this.busyTeams.has(pending.request.teamId)) batch.push(pending);
+      else rest.push(pending);
+    }
+    if (batch.length > 0) this.queue = rest;
+    return batch;
   }
 
   private async flush(batch: Pending[]): Promise<void> {

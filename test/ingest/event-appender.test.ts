@@ -1,0 +1,98 @@
+/**
+ * Group commit on a real database: one flush per team at a time (a second one would only wait for
+ * the team's row lock, paying the append function's fixed cost for a batch of one), other teams'
+ * flushes alongside, and each team's events stored in the order they were handed in.
+ */
+import type pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, type Pool } from '../../src/db/pool.js';
+import { EventAppender } from '../../src/ingest/event-appender.js';
+import type { NormalizedEvent } from '../../src/providers/types.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+
+let db: TestDatabase;
+let pool: Pool;
+let teams: number[];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const rows = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('one'), ('two') RETURNING id::int AS id`);
+  teams = rows.map((r) => r.id);
+  pool = createPool(db.url, pino({ level: 'silent' }), 6);
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+function event(id: string): NormalizedEvent {
+  return { id, source: '/test', type: 'test.happened', time: new Date().toISOString(), json: JSON.stringify({ specversion: '1.0', id, source: '/test', type: 'test.happened' }) };
+}
+
+/** The pool, counting the append calls running at once per team (every call here has one team). */
+function countingPool(): { pool: Pool; maxRunning: Map<number, number> } {
+  const running = new Map<number, number>();
+  const maxRunning = new Map<number, number>();
+  const counting = {
+    query: async (config: { values: unknown[] }) => {
+      const team = Number((config.values[0] as number[])[0]);
+      running.set(team, (running.get(team) ?? 0) + 1);
+      maxRunning.set(team, Math.max(maxRunning.get(team) ?? 0, running.get(team)!));
+      try {
+        return await pool.query(config as pg.QueryConfig);
+      } finally {
+        running.set(team, running.get(team)! - 1);
+      }
+    },
+  };
+  return { pool: counting as unknown as Pool, maxRunning };
+}
+
+const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('EventAppender', () => {
+  it('runs one flush per team at a time; what comes meanwhile forms the next batch, in order', async () => {
+    const { pool: counted, maxRunning } = countingPool();
+    const sizes: number[] = [];
+    const appender = new EventAppender(counted, { selfInstanceId: 'kite-a', federationSource: 'https://a.example/federation', onFlush: (size) => sizes.push(size) });
+    const teamId = teams[0]!;
+    const results: Promise<{ seq: number }>[] = [];
+    // 300 events over 30 turns of the event loop: each turn's arrive while an earlier flush runs.
+    for (let turn = 0; turn < 30; turn++) {
+      for (let i = 0; i < 10; i++) results.push(appender.append({ teamId, event: event(`ordered-${turn}-${i}`) }));
+      await nextTick();
+    }
+    const seqs = (await Promise.all(results)).map((r) => r.seq);
+    expect(maxRunning.get(teamId)).toBe(1);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i)); // stored in the order handed in, no gap
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(300);
+    expect(sizes.length).toBeLessThan(30); // events that waited were written together
+    await appender.drain();
+  });
+
+  it('flushes another team while one team waits for its row lock', async () => {
+    const appender = new EventAppender(pool, { selfInstanceId: 'kite-a', federationSource: 'https://a.example/federation' });
+    const [locked, free] = teams as [number, number];
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [locked]);
+      let lockedDone = false;
+      const waiting = appender.append({ teamId: locked, event: event('behind-lock') }).then((r) => ((lockedDone = true), r));
+      await nextTick();
+      // A second event of the locked team queues behind its flush; the free team's goes now.
+      const queued = appender.append({ teamId: locked, event: event('behind-lock-2') });
+      const other = await appender.append({ teamId: free, event: event('free-team') });
+      expect(other.duplicate).toBe(false);
+      expect(lockedDone).toBe(false);
+      await holder.query('COMMIT');
+      const [first, second] = await Promise.all([waiting, queued]);
+      expect(second.seq).toBe(first.seq + 1);
+    } finally {
+      holder.release();
+    }
+    await appender.drain();
+  });
+});
