@@ -23,6 +23,7 @@ import { fenceCheck, LeaseLostError } from './lease-store.js';
 import { PeerDelivery } from './peer-delivery.js';
 import { PeerHttp } from './peer-http.js';
 import type { SupervisedPeer } from './supervised-peers.js';
+import { lockTeamRow } from './team-lock.js';
 import { TokenBucket } from './token-bucket.js';
 
 export interface PeerActorDeps {
@@ -196,7 +197,7 @@ export class PeerActor {
   private async switchHolding(to: 'dead-lettered' | 'healthy'): Promise<void> {
     const peer = this.peer;
     await inTransaction(this.deps.pool, async (client) => {
-      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
+      await lockTeamRow(client, peer.teamId);
       const lease = await client.query('SELECT 1 FROM peer_leases WHERE peer_id = $1 AND fence = $2 FOR SHARE', [peer.id, this.fence]);
       if (lease.rowCount === 0) throw new LeaseLostError(peer.id);
       const [from, into] = to === 'dead-lettered' ? ['pending', 'dead_lettered'] : ['dead_lettered', 'pending'];
@@ -217,7 +218,7 @@ export class PeerActor {
     // the `held` count below does not include that batch.
     await this.delivery.settle();
     await inTransaction(this.deps.pool, async (client) => {
-      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
+      await lockTeamRow(client, peer.teamId);
       const result = await client.query<{ owned: number; held: number }>(
         `WITH ${fenceCheck(1, 2)},
          updated AS (

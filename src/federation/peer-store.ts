@@ -21,6 +21,7 @@ import { listDeliveries, type DeliveryFilter, type DeliveryRecord } from './deli
 import type { NewPeer, PeerSettings } from './peer-input.js';
 import * as queries from './peer-queries.js';
 import { COLUMNS, PEER_ID, toRecord, unknownPeer, type PeerRecord, type PeerRow, type PeerWithCounts } from './peer-record.js';
+import { lockTeamRow } from './team-lock.js';
 
 export interface PeerChange {
   readonly kind: 'created' | 'updated' | 'deleted' | 'redriven';
@@ -165,7 +166,7 @@ export class PeerStore {
     await this.changing('deleted', teamId, id, async (client) => {
       // The team's row lock orders this against appends, which enqueue deliveries under it: an
       // append that committed first has its rows discarded below; a later one sees the peer deleted.
-      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [teamId]);
+      await lockTeamRow(client, teamId);
       // Deliveries before the peer's row: the actor's mark of a delivered batch locks them in that
       // order (rows, then its counter on `peers`), so the reverse here could deadlock with it. An
       // unknown peer rolls the discard back with the rest.
@@ -192,7 +193,7 @@ export class PeerStore {
     return this.changing('redriven', teamId, id, async (client) => {
       // Under the team's row lock, like appends: an append that read the peer as dead-lettered
       // (and so holds its new deliveries as dead_lettered) commits before this, or reads it healthy.
-      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [teamId]);
+      await lockTeamRow(client, teamId);
       const peer = await client.query<{ previous: PeerRecord['state']; enabled: boolean; instance_id: string }>(
         `WITH before AS (SELECT state, enabled, instance_id FROM peers WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL FOR UPDATE)
          UPDATE peers p SET state = 'healthy', attempts = 0 FROM before WHERE p.id = $1
