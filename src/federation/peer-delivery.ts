@@ -18,10 +18,12 @@ import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { signStandard } from '../providers/standard-signature.js';
 import { requestOutcome, type PeerDeliveryObserver } from '../observability/federation-metrics.js';
+import { answerKind } from './answer-kind.js';
 import { deliveryFailedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import type { PeerHttp, PeerResponse } from './peer-http.js';
 import { stampForPeer } from './provenance.js';
+import { lockTeamRow } from './team-lock.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /**
@@ -174,6 +176,7 @@ export class PeerDelivery {
     const started = performance.now();
     const answer = await this.post(body, messageId, single ? 'application/cloudevents+json' : 'application/cloudevents-batch+json', signal, timeoutMs);
     const status = answer.kind === 'answer' ? answer.response.status : null;
+    const kind = answerKind(status);
     const outcome = classify(answer, batch.length);
     this.deps.observer?.requestFinished(peer, requestOutcome(status, batch.length), batch.length, (performance.now() - started) / 1000);
     await this.settle();
@@ -183,13 +186,13 @@ export class PeerDelivery {
       this.marking = { ids: batch.map((r) => r.id), done };
       return outcome;
     }
-    if (status === 413 && !single) {
-      // Too large for the peer: send the first half now; the rest stays at the head of the queue.
-      const half = batch.slice(0, Math.ceil(batch.length / 2));
-      const wait = this.tokensFor(half.length);
-      return wait ?? this.send(half, signal, timeoutMs);
-    }
-    if (status !== null && status >= 400 && status < 500 && ![401, 403, 404, 408, 429].includes(status)) {
+    if (kind === 'refused' && status !== null) {
+      if (status === 413 && !single) {
+        // Too large for the peer: send the first half now; the rest stays at the head of the queue.
+        const half = batch.slice(0, Math.ceil(batch.length / 2));
+        const wait = this.tokensFor(half.length);
+        return wait ?? this.send(half, signal, timeoutMs);
+      }
       if (!single) return this.oneByOne(batch, signal, timeoutMs);
       await this.deadLetterAlone(batch[0]!, peer, status);
       return { tag: 'delivered', count: 1 };
@@ -301,7 +304,7 @@ export class PeerDelivery {
     // The dead letter and its `delivery_failed` event commit together; the team's row first, in
     // the order a redrive and the append function take their locks.
     await inTransaction(this.deps.pool, async (client) => {
-      await client.query('SELECT 1 FROM teams WHERE id = $1 FOR NO KEY UPDATE', [peer.teamId]);
+      await lockTeamRow(client, peer.teamId);
       await this.mark([row], 'dead_lettered', statusCode, `HTTP ${statusCode}: the peer refused this event`, true, client);
       await this.deps.appendInternal(client, peer.teamId, deliveryFailedEvent(this.deps.publicUrl, {
         peerId: peer.id, instanceId: peer.instanceId, eventId: row.event_id, eventSource: row.event_source, eventType: row.event_type,
@@ -311,14 +314,21 @@ export class PeerDelivery {
   }
 }
 
-/** Contract §5 "Outcomes the sender acts on". */
+/**
+ * Contract §5 "Outcomes the sender acts on", as the peer machine reads it (answer-kind.ts). A
+ * refusal is `retryable` here: to a probe it is a failure like any other; to a send, send()
+ * splits the batch, re-sends it one by one or dead-letters the event alone instead.
+ */
 export function classify(answer: Answer, count: number): DeliveryOutcome {
   if (answer.kind === 'error') return { tag: 'retryable', error: answer.message };
   const { status, retryAfter } = answer.response;
-  if (status >= 200 && status < 300) return { tag: 'delivered', count };
-  if (status === 429) return { tag: 'rate-limited', retryAfterMs: parseRetryAfter(retryAfter), error: 'HTTP 429' };
-  if (status === 401 || status === 403 || status === 404) return { tag: 'rejected', statusCode: status, error: `HTTP ${status}: the peer rejects our requests` };
-  return { tag: 'retryable', statusCode: status, error: `HTTP ${status}` };
+  switch (answerKind(status)) {
+    case 'delivered': return { tag: 'delivered', count };
+    case 'rate-limited': return { tag: 'rate-limited', retryAfterMs: parseRetryAfter(retryAfter), error: 'HTTP 429' };
+    case 'rejected': return { tag: 'rejected', statusCode: status, error: `HTTP ${status}: the peer rejects our requests` };
+    case 'refused':
+    case 'retryable': return { tag: 'retryable', statusCode: status, error: `HTTP ${status}` };
+  }
 }
 
 /** Retry-After in whole seconds or an HTTP date; 1 s when absent or unreadable. */

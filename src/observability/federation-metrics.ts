@@ -14,6 +14,7 @@
  * leaves the gauges empty and counts a collection failure, it never hangs /metrics.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { answerKind } from '../federation/answer-kind.js';
 import type { PeerQueueStats } from '../federation/peer-queue-stats.js';
 import type { Metrics } from './metrics.js';
 
@@ -38,17 +39,19 @@ export interface PeerDeliveryObserver {
 export const NO_DELIVERY_OBSERVER: PeerDeliveryObserver = { requestFinished: () => {} };
 
 /**
- * The outcome of a request from its HTTP status (null: no answer), as contract §5 "Outcomes the
- * sender acts on" and peer-delivery.ts treat it: 2xx delivered; 401/403/404 dead-letter the peer;
- * another 4xx (413 included) dead-letters a single event, while a batch is split or re-sent one by
- * one; no answer, 3xx, 408, 429 and 5xx are retried.
+ * The outcome of a request from its HTTP status (null: no answer), read as the sender reads it
+ * (federation/answer-kind.ts, contract §5): a rejection dead-letters the peer; refused events are
+ * dead-lettered when sent alone, while a batch is split or re-sent one by one; anything else but
+ * 2xx (no answer, 3xx, 408, 429, 5xx) is retried.
  */
 export function requestOutcome(status: number | null, batchSize: number): DeliveryRequestOutcome {
-  if (status === null) return 'retried';
-  if (status >= 200 && status < 300) return 'delivered';
-  if (status === 401 || status === 403 || status === 404) return 'dead_lettered';
-  if (status >= 400 && status < 500 && status !== 408 && status !== 429) return batchSize === 1 ? 'dead_lettered' : 'retried';
-  return 'retried';
+  switch (answerKind(status)) {
+    case 'delivered': return 'delivered';
+    case 'rejected': return 'dead_lettered';
+    case 'refused': return batchSize === 1 ? 'dead_lettered' : 'retried';
+    case 'rate-limited':
+    case 'retryable': return 'retried';
+  }
 }
 
 export function peerDeliveryObserver(metrics: Pick<Metrics, 'peerDeliveriesTotal' | 'peerDeliverySeconds' | 'peerBatchSize'>): PeerDeliveryObserver {
