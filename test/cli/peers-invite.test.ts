@@ -5,7 +5,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeInvite, encodeInvite, INVITE_PREFIX, type Invite } from '../../src/federation/invite-token.js';
+import { decodeInvite, encodeInvite, INVITE_PREFIX, type Invite } from '../../src/cli/invite-token.js';
 import { hasEvent, ingestAt, startInstance, type Instance } from '../support/federation.js';
 import { ADMIN_TOKEN, expectStatus } from '../support/kite.js';
 import { makeTestTls, type TestTls } from '../support/tls.js';

@@ -1,7 +1,7 @@
 /**
  * `kite peers invite` and `kite peers accept`: pairing in one step (issue 6). The inviting side
  * registers the peer (the server generates both keys) and prints one line, `kite-invite-v1.…`
- * (src/federation/invite-token.ts), holding its URL, instance ID, team, suggested scopes and the
+ * (src/cli/invite-token.ts), holding its URL, instance ID, team, suggested scopes and the
  * keys swapped for the other side; `accept` on the other instance checks that line and registers
  * its side with it. Nobody copies a key, and after `accept` no secret is printed again.
  *
@@ -91,7 +91,7 @@ const invite: Command = {
     const client = await resolveClient(p, 'kite-url');
     const self = await thisInstance(client);
     const url = publicUrlOf(p, self);
-    const { encodeInvite } = await import('../../federation/invite-token.js');
+    const { encodeInvite } = await import('../invite-token.js');
     const created = await apiRequest<CreatedPeer>(client, 'POST', teamPath(team, 'peers'), { body });
     const { id, remoteTeam, scopes, outboundKey, inboundKey } = created;
     if (typeof remoteTeam !== 'string' || !Array.isArray(scopes) || typeof outboundKey !== 'string' || typeof inboundKey !== 'string') {
@@ -139,7 +139,7 @@ const accept: Command = {
     examples: ["kite peers accept --team acme 'kite-invite-v1.eyJpbnN0YW5jZUlkIjoi…'"],
   },
   async run(p: Parsed) {
-    const { decodeInvite, InviteTokenError } = await import('../../federation/invite-token.js');
+    const { decodeInvite, InviteTokenError } = await import('../invite-token.js');
     let offer;
     try {
       offer = decodeInvite(p.positionals[0] ?? '');
