@@ -13,6 +13,7 @@ import type { ListenerSocket } from '../listen/listener-socket.js';
 import { parseSeq } from './json-body.js';
 import { readHead } from './read-request.js';
 import { errorResponse, writeResponse } from './respond.js';
+import { mountUpgradeFallback } from './socket-route.js';
 
 interface ListenData {
   readonly teamId: number;
@@ -25,8 +26,10 @@ interface ListenData {
   pendingClose?: { code: number; reason: string; timer: NodeJS.Timeout };
 }
 
+const LISTEN_PATTERN = '/v1/teams/:team/listen';
+
 export function mountListenEndpoint(app: TemplatedApp, ctx: AppContext, isDraining: () => boolean): void {
-  app.ws<ListenData>('/v1/teams/:team/listen', {
+  app.ws<ListenData>(LISTEN_PATTERN, {
     // Larger than the slow-listener limit so uWS never drops a frame silently: the hub closes
     // the connection with 1013 first.
     maxBackpressure: SLOW_LISTENER_BYTES * 4,
@@ -104,15 +107,9 @@ const CLOSE_BEHIND_BYTES = 64 * 1024;
 /** Contract §4: a close that cannot be sent within 5 s drops the connection. */
 const CLOSE_DEADLINE_MS = 5000;
 
-/**
- * uWS routes only upgrade requests to the ws handler: anything else on the listen path gets a
- * clear answer instead of falling through to 404. Must be mounted before the catch-all routes.
- */
+/** A plain request to the listen path: see mountUpgradeFallback. Before the catch-all routes. */
 export function mountListenFallback(app: TemplatedApp): void {
-  app.any('/v1/teams/:team/listen', (res, req) => {
-    const error = req.getMethod() === 'get' ? new KiteError('upgrade_required') : new KiteError('method_not_allowed');
-    writeResponse(res, errorResponse(error), false);
-  });
+  mountUpgradeFallback(app, LISTEN_PATTERN);
 }
 
 function adaptSocket(ws: WebSocket<ListenData>, data: ListenData): ListenerSocket {

@@ -94,11 +94,7 @@ export function mountSocketRoute(app: TemplatedApp, route: SocketRoute, isDraini
       data.session?.close();
     },
   });
-  // A plain request to the socket's path gets a clear answer instead of the catch-all 404.
-  app.any(route.pattern, (res, req) => {
-    const error = req.getMethod() === 'get' ? new KiteError('upgrade_required') : new KiteError('method_not_allowed');
-    writeResponse(res, errorResponse(error), false);
-  });
+  mountUpgradeFallback(app, route.pattern);
   return (code, reason) => {
     for (const ws of [...open]) {
       const data = ws.getUserData();
@@ -107,4 +103,16 @@ export function mountSocketRoute(app: TemplatedApp, route: SocketRoute, isDraini
       ws.end(code, reason);
     }
   };
+}
+
+/**
+ * uWS routes only upgrade requests to a ws handler: a plain request to a socket's path (`pattern`)
+ * gets a clear answer instead of falling through to the catch-all 404 — 426 `upgrade_required`
+ * for a GET, 405 for any other method. Must be mounted before the catch-all routes.
+ */
+export function mountUpgradeFallback(app: TemplatedApp, pattern: string): void {
+  app.any(pattern, (res, req) => {
+    const error = req.getMethod() === 'get' ? new KiteError('upgrade_required') : new KiteError('method_not_allowed');
+    writeResponse(res, errorResponse(error), false);
+  });
 }
