@@ -19,7 +19,8 @@ export interface PeerQueueStats {
  * Live peers (paused ones included) with their queue, in one grouped query: the partial indexes
  * on pending and dead_lettered deliveries make each count an index-only range. The oldest pending
  * delivery is the head of the queue (lowest event seq: redriven deliveries go back ahead of newer
- * ones), found with one probe of the `federation_deliveries_queue` index.
+ * ones), found with one probe of the `federation_deliveries_queue` index — the same delivery
+ * the status page ages (ui/status-snapshot.ts).
  */
 const PEER_QUEUE_STATS_SQL = `
   SELECT p.id, p.instance_id, p.state, p.enabled,

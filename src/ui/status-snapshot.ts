@@ -31,7 +31,10 @@ export interface PeerStatus {
   readonly pending: number;
   readonly delivered: number;
   readonly deadLettered: number;
-  /** Whole seconds since the oldest pending delivery was queued; null when none is pending. */
+  /**
+   * Whole seconds since the oldest pending delivery (the head of the queue: lowest event seq) was
+   * queued; null when none is pending.
+   */
   readonly oldestPendingSeconds: number | null;
   /** Deliveries per minute, oldest minute first; the last entry is the current (partial) minute. */
   readonly deliveredPerMinute: readonly number[];
@@ -78,8 +81,13 @@ const PEERS = `
          floor(extract(epoch FROM now() - c.oldest_pending))::int AS oldest_pending_seconds
     FROM peers p
     -- Pending and held on their partial indexes, delivered from the peer's counter (migration 0005).
+    -- The oldest pending delivery is the head of the queue, as on /metrics (federation/
+    -- peer-queue-stats.ts): the lowest event seq, one probe of the \`federation_deliveries_queue\`
+    -- index; redriven deliveries go back ahead of newer ones.
     LEFT JOIN LATERAL (
-      SELECT count(*) AS pending, min(d.created_at) AS oldest_pending, p.delivered AS delivered,
+      SELECT count(*) AS pending, p.delivered AS delivered,
+             (SELECT q.created_at FROM federation_deliveries q
+               WHERE q.peer_id = p.id AND q.status = 'pending' ORDER BY q.event_seq LIMIT 1) AS oldest_pending,
              (SELECT count(*) FROM federation_deliveries h WHERE h.peer_id = p.id AND h.status = 'dead_lettered') AS dead_lettered
         FROM federation_deliveries d WHERE d.peer_id = p.id AND d.status = 'pending') c ON true
    WHERE p.deleted_at IS NULL AND p.team_id = ANY ($1::bigint[])
