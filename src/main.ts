@@ -132,13 +132,17 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       const [kind, a, b] = payload.split(':');
       if (kind === 'key_revoked' && a) hub.closeByKey(a);
       if (kind === 'source' && a && b) sources.invalidate(Number(a), b);
-      if (kind === 'peer' && b) federation.peerChanged(b);
+      if (kind === 'peer' && b) {
+        peers.changedElsewhere(b);
+        federation.peerChanged(b);
+      }
       if (kind === 'leases') federation.leasesReleased();
       if (kind === 'probe' && a) federation.probeNow(a);
     });
     notifications.on('kite_federation', (payload) => federation.wake(payload.split(',')));
     notifications.onReconnect(() => {
       sources.invalidateAll();
+      peers.notificationsMissed();
       pollHeads();
     });
     await notifications.start();

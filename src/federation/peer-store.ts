@@ -21,6 +21,7 @@ import { listDeliveries, type DeliveryFilter, type DeliveryRecord } from './deli
 import type { NewPeer, PeerSettings } from './peer-input.js';
 import * as queries from './peer-queries.js';
 import { COLUMNS, PEER_ID, toRecord, unknownPeer, type PeerRecord, type PeerRow, type PeerWithCounts } from './peer-record.js';
+import { SenderCache } from './sender-cache.js';
 import { lockTeamRow } from './team-lock.js';
 
 export interface PeerChange {
@@ -57,6 +58,7 @@ function conflict(instanceId: string): KiteError {
 
 export class PeerStore {
   private readonly listeners = new Set<PeerChangeListener>();
+  private readonly senders = new SenderCache((teamId, instanceId) => queries.findLivePeerByInstance(this.pool, teamId, instanceId));
 
   constructor(
     private readonly pool: Pool,
@@ -80,6 +82,24 @@ export class PeerStore {
 
   findLivePeerByInstance(teamId: number, instanceId: string): Promise<PeerRecord | undefined> {
     return queries.findLivePeerByInstance(this.pool, teamId, instanceId);
+  }
+
+  /**
+   * The receive route's lookup of a request's sender, remembered for a second (sender-cache.ts
+   * says why that is safe); `cached` tells the route a failed signature deserves a fresh read.
+   */
+  findSender(teamId: number, instanceId: string, fresh = false): Promise<{ peer: PeerRecord | undefined; cached: boolean }> {
+    return this.senders.find(teamId, instanceId, fresh);
+  }
+
+  /** A `kite_config` peer notification (any node's change, this one's included): read it again. */
+  changedElsewhere(peerId: string): void {
+    this.senders.forget(peerId);
+  }
+
+  /** Notifications may have been missed (the listener reconnected): forget every remembered sender. */
+  notificationsMissed(): void {
+    this.senders.clear();
   }
 
   /** Hears every change made through this store on this node, right after it commits. */
@@ -220,6 +240,7 @@ export class PeerStore {
       await client.query("SELECT pg_notify('kite_config', $1)", [`peer:${teamId}:${peerId}`]);
       return changed;
     });
+    this.senders.forget(peerId);
     for (const listener of this.listeners) {
       try {
         listener({ kind, teamId, peerId });

@@ -3,7 +3,8 @@
  *
  * In order: the sender must be a live peer of the team named by `kite-peer`, and the Standard
  * Webhooks signature must verify with one of its inbound keys (401 `invalid_signature` otherwise,
- * the same answer for an unknown team, an unknown peer or a wrong key, so a caller learns nothing);
+ * the same answer for an unknown team, an unknown peer or a wrong key, so a caller learns nothing;
+ * the sender is remembered for a second, sender-cache.ts, and read again when it fails to verify);
  * then its inbound rate limit (429 with Retry-After); then the body (400/413 as for ingest). Events
  * keep their `kitefed*` provenance. An event whose chain already holds this instance's ID has been
  * here before: it is answered as accepted (`seq` null) and not stored, which ends cycles. The rest
@@ -114,11 +115,22 @@ function countDrops(ctx: AppContext, teamId: number, sender: PeerRecord, chainDr
 async function verifiedPeer(ctx: AppContext, peers: PeerStore, request: KiteRequest, team: string): Promise<{ teamId: number; peer: PeerRecord }> {
   const instanceId = request.headers[PEER_HEADER] ?? '';
   const teamId = TEAM_SLUG.test(team) ? await ctx.teams.find(team) : undefined;
-  const peer = teamId !== undefined && INSTANCE_ID.test(instanceId) ? await peers.findLivePeerByInstance(teamId, instanceId) : undefined;
-  const keys = peer ? inboundKeys(peer, request.receivedAt) : [NO_SUCH_PEER_KEY];
-  verifyStandardSignature(request.headers, request.body, keys, request.receivedAt.getTime() / 1000);
-  if (!peer || teamId === undefined) throw new KiteError('invalid_signature');
-  return { teamId, peer };
+  const known = teamId !== undefined && INSTANCE_ID.test(instanceId);
+  // A probe (an empty batch) reads the peer fresh: its state decides whether we probe back.
+  const probe = request.body.length <= 4 && request.body.toString().trim() === '[]';
+  let found = known ? await peers.findSender(teamId, instanceId, probe) : { peer: undefined, cached: false };
+  const verify = (peer: PeerRecord | undefined) =>
+    verifyStandardSignature(request.headers, request.body, peer ? inboundKeys(peer, request.receivedAt) : [NO_SUCH_PEER_KEY], request.receivedAt.getTime() / 1000);
+  try {
+    verify(found.peer);
+  } catch (err) {
+    // The remembered peer may predate a key rotation made on another node: ask the database.
+    if (!found.cached || !known) throw err;
+    found = await peers.findSender(teamId, instanceId, true);
+    verify(found.peer);
+  }
+  if (!found.peer || teamId === undefined) throw new KiteError('invalid_signature');
+  return { teamId, peer: found.peer };
 }
 
 /**

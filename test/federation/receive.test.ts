@@ -57,6 +57,14 @@ function send(body: unknown, options: SendOptions = {}): Promise<ApiAnswer> {
   return kite.api.as(undefined).post(`/hooks/${options.team ?? 'acme'}/kite`, text, headers);
 }
 
+/** Polls `check` until true (a notification's effect, which has no other signal): at most 5 s. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached within 5 s');
+  }
+}
+
 async function stored(id: string): Promise<any[]> {
   const rows = await db.query<{ event: any; seq: string }>("SELECT e.seq, e.event FROM events e JOIN teams t ON t.id = e.team_id WHERE t.slug = 'acme' AND e.id = $1", [id]);
   return rows.map((r) => ({ seq: Number(r.seq), event: r.event }));
@@ -197,10 +205,35 @@ describe('federation - refused senders', () => {
     await refused(() => as(KEY_0), 401, 'invalid_signature');
     expect((await as(KEY_1)).status).toBe(200);
     expect((await as(KEY_2)).status).toBe(200);
-    // 24 hours after the rotation the previous key stops verifying.
+    // 24 hours after the rotation the previous key stops verifying. The row is aged behind Kite's
+    // back, as another node's write: its notification tells Kite to read the peer again (the
+    // receive route remembers a sender for up to a second), so wait until that has arrived.
     await db.query("UPDATE peers SET inbound_key_rotated_at = now() - interval '24 hours 1 minute' WHERE id = $1", [peer.id]);
+    await db.query("SELECT pg_notify('kite_config', 'peer:' || team_id || ':' || id) FROM peers WHERE id = $1", [peer.id]);
+    await until(async () => (await as(KEY_1)).status === 401);
     await refused(() => as(KEY_1), 401, 'invalid_signature');
     expect((await as(KEY_2)).status).toBe(200);
+  });
+
+  it('federation - a key changed on another node verifies at once: a failed signature reads the sender again', async () => {
+    await createPeer('acme', { instanceId: 'instance-elsewhere', inboundKey: KEY_0 });
+    const as = (key: string) => send(cloudEvent(), { peer: 'instance-elsewhere', key });
+    expect((await as(KEY_0)).status).toBe(200); // now remembered
+    // Another node's PATCH, whose notification has not arrived: only the row changed.
+    await db.query("UPDATE peers SET inbound_key = $1 WHERE instance_id = 'instance-elsewhere'", [KEY_1]);
+    expect((await as(KEY_1)).status).toBe(200);
+    await refused(() => as(KEY_2), 401, 'invalid_signature');
+  });
+
+  it('federation - a peer deleted on another node is refused once its notification arrives', async () => {
+    const peer = await createPeer('acme', { instanceId: 'instance-deleted-elsewhere', inboundKey: KEY_0 });
+    const as = () => send(cloudEvent(), { peer: 'instance-deleted-elsewhere', key: KEY_0 });
+    expect((await as()).status).toBe(200);
+    await db.query(
+      `WITH gone AS (UPDATE peers SET deleted_at = now() WHERE id = $1 RETURNING team_id, id)
+       SELECT pg_notify('kite_config', 'peer:' || team_id || ':' || id) FROM gone`, [peer.id]);
+    await until(async () => (await as()).status === 401);
+    await refused(as, 401, 'invalid_signature');
   });
 });
 
