@@ -22,7 +22,7 @@ import { answerKind } from './answer-kind.js';
 import { deliveryFailedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import type { PeerHttp, PeerResponse } from './peer-http.js';
-import { stampForPeer } from './provenance.js';
+import { stampedCopyText } from './provenance.js';
 import { lockTeamRow } from './team-lock.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -168,10 +168,10 @@ export class PeerDelivery {
     let fits = 0;
     while (fits < whole.length && (fits === 0 || bytes + whole[fits]!.json.length + STAMP_BYTES < MAX_BATCH_BYTES)) bytes += whole[fits++]!.json.length + STAMP_BYTES;
     const batch = fits < whole.length ? whole.slice(0, fits) : whole;
-    const copies = batch.map((row) => stampForPeer(row.json, this.deps.selfInstanceId));
+    const copies = batch.map((row) => stampedCopyText(row.json, this.deps.selfInstanceId));
     this.deps.bucket.take(batch.length);
     const single = batch.length === 1;
-    const body = JSON.stringify(single ? copies[0] : copies);
+    const body = single ? copies[0]! : `[${copies.join(',')}]`;
     const messageId = single ? `kite-d-${batch[0]!.id}` : `kite-b-${batch[0]!.id}-${batch[batch.length - 1]!.id}-${batch.length}`;
     const started = performance.now();
     const answer = await this.post(body, messageId, single ? 'application/cloudevents+json' : 'application/cloudevents-batch+json', signal, timeoutMs);

@@ -35,3 +35,24 @@ export function stampForPeer(eventJson: string, selfInstanceId: string): Record<
   event['kitefedhops'] = hops + 1;
   return event;
 }
+
+/**
+ * The text of the copy sent to a peer. Most stored events carry no provenance yet (their text
+ * names no `kitefed` member, not even through a `\u` escape, the test the append function uses
+ * too): the three members are appended to the event's own text, which otherwise goes out byte for
+ * byte as stored — a parse and a re-serialization were 2–10 ms of a 500-event batch's round trip.
+ * An event that has been forwarded before is parsed and stamped (stampForPeer).
+ */
+export function stampedCopyText(eventJson: string, selfInstanceId: string): string {
+  if (!eventJson.includes('kitefed') && !eventJson.includes('\\u')) {
+    // A stored event is a JSON object: its last `}` closes it (only whitespace may follow).
+    const end = eventJson.lastIndexOf('}');
+    const head = end > 0 ? eventJson.slice(0, end).trimEnd() : '';
+    if (head.trimStart().startsWith('{')) {
+      const separator = head.endsWith('{') ? '' : ',';
+      const chain = JSON.stringify(JSON.stringify([selfInstanceId]));
+      return `${head}${separator}"kitefedorigin":${JSON.stringify(selfInstanceId)},"kitefedchain":${chain},"kitefedhops":1}`;
+    }
+  }
+  return JSON.stringify(stampForPeer(eventJson, selfInstanceId));
+}
