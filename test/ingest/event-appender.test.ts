@@ -1,7 +1,8 @@
 /**
- * Group commit on a real database: one flush per team at a time (a second one would only wait for
- * the team's row lock, paying the append function's fixed cost for a batch of one), other teams'
- * flushes alongside, and each team's events stored in the order they were handed in.
+ * Group commit on a real database: one flush per team at a time while its queue is shallow (a
+ * second one would only wait for the team's row lock, paying the append function's fixed cost for
+ * a batch of one), several when it is deep, other teams' flushes alongside, and each team's events
+ * stored in the order they were handed in.
  */
 import type pg from 'pg';
 import { pino } from 'pino';
@@ -53,22 +54,35 @@ function countingPool(): { pool: Pool; maxRunning: Map<number, number> } {
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('EventAppender', () => {
-  it('runs one flush per team at a time; what comes meanwhile forms the next batch, in order', async () => {
+  it('runs one flush per team at a time while its queue is shallow; what comes meanwhile forms the next batch, in order', async () => {
     const { pool: counted, maxRunning } = countingPool();
     const sizes: number[] = [];
     const appender = new EventAppender(counted, { selfInstanceId: 'kite-a', federationSource: 'https://a.example/federation', onFlush: (size) => sizes.push(size) });
     const teamId = teams[0]!;
     const results: Promise<{ seq: number }>[] = [];
-    // 300 events over 30 turns of the event loop: each turn's arrive while an earlier flush runs.
-    for (let turn = 0; turn < 30; turn++) {
-      for (let i = 0; i < 10; i++) results.push(appender.append({ teamId, event: event(`ordered-${turn}-${i}`) }));
+    // 45 events over 15 turns of the event loop (fewer than the 50 that make a queue deep): each
+    // turn's arrive while an earlier flush runs.
+    for (let turn = 0; turn < 15; turn++) {
+      for (let i = 0; i < 3; i++) results.push(appender.append({ teamId, event: event(`shallow-${turn}-${i}`) }));
       await nextTick();
     }
     const seqs = (await Promise.all(results)).map((r) => r.seq);
     expect(maxRunning.get(teamId)).toBe(1);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i)); // stored in the order handed in, no gap
-    expect(sizes.reduce((a, b) => a + b, 0)).toBe(300);
-    expect(sizes.length).toBeLessThan(30); // events that waited were written together
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(45);
+    expect(sizes.length).toBeLessThan(15); // events that waited were written together
+    await appender.drain();
+  });
+
+  it('lets more flushes of a team with a deep queue wait on its lock (up to maxInFlight), in order', async () => {
+    const { pool: counted, maxRunning } = countingPool();
+    const appender = new EventAppender(counted, { selfInstanceId: 'kite-a', federationSource: 'https://a.example/federation' });
+    const teamId = teams[0]!;
+    const results: Promise<{ seq: number }>[] = [];
+    for (let i = 0; i < 2500; i++) results.push(appender.append({ teamId, event: event(`deep-${i}`) }));
+    const seqs = (await Promise.all(results)).map((r) => r.seq);
+    expect(maxRunning.get(teamId)).toBe(3); // batches of 1,000, 1,000 and 500, all sent at once
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
     await appender.drain();
   });
 
