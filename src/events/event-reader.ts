@@ -24,10 +24,12 @@ export class PostgresEventReader implements EventReader {
   constructor(private readonly pool: Pool) {}
 
   async readAfter(teamId: number, after: number, limit: number): Promise<StoredEvent[]> {
-    const result = await this.pool.query<StoredEvent>(
-      'SELECT seq, type, event::text AS json FROM events WHERE team_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-      [teamId, after, limit],
-    );
+    // Named: the broadcast hub runs this for every announced head, so plan it once per connection.
+    const result = await this.pool.query<StoredEvent>({
+      name: 'kite_events_after',
+      text: 'SELECT seq, type, event::text AS json FROM events WHERE team_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      values: [teamId, after, limit],
+    });
     return result.rows;
   }
 

@@ -13,7 +13,7 @@ import type { Pool } from '../db/pool.js';
  * `kite*` extensions, so their hops are 0, and maxHops is at least 1), so the receive route, which
  * already knows it appended federated events, is the only caller, and the count is per node like
  * the chain drops. It runs after the answer is sent and costs one indexed read per received
- * request that stored something.
+ * request that stored something (a named statement: planned once per connection).
  */
 const HOP_DROPS_SQL = `
   SELECT e.event -> 'data' ->> 'peerId' AS peer_id, e.event -> 'data' ->> 'instanceId' AS instance_id, count(*)::int AS n
@@ -35,8 +35,10 @@ export async function hopLimitDrops(
 ): Promise<HopDrop[]> {
   if (fresh.length === 0) return [];
   const firstSeq = Math.min(...fresh.map((e) => e.seq));
-  const result = await pool.query<{ peer_id: string; instance_id: string; n: number }>(HOP_DROPS_SQL, [
-    teamId, firstSeq, federationSource, fresh.map((e) => e.source), fresh.map((e) => e.id),
-  ]);
+  const result = await pool.query<{ peer_id: string; instance_id: string; n: number }>({
+    name: 'kite_hop_limit_drops',
+    text: HOP_DROPS_SQL,
+    values: [teamId, firstSeq, federationSource, fresh.map((e) => e.source), fresh.map((e) => e.id)],
+  });
   return result.rows.map((r) => ({ peerId: r.peer_id, instanceId: r.instance_id, count: r.n }));
 }

@@ -243,28 +243,32 @@ export class PeerDelivery {
   /** The head of the queue, without `exclude` (rows in flight, or delivered and still being marked). */
   private async nextRows(limit: number, exclude: number[]): Promise<Row[]> {
     // The head of the peer's partial index, then each event by its key: a plan the planner cannot
-    // turn into a (parallel) scan of either table, however deep the queue.
-    const result = await this.deps.pool.query<Row>(
-      `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
+    // turn into a (parallel) scan of either table, however deep the queue. Named, like the mark
+    // below: parsed and planned once per connection, where planning each read took 0.26 ms of
+    // Postgres CPU, four times running it (16 rows: 0.33 → 0.07 ms per read).
+    const result = await this.deps.pool.query<Row>({
+      name: 'kite_peer_queue_read',
+      text: `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
          FROM (SELECT id, team_id, event_seq, event_id, event_source, event_type, attempts
                  FROM federation_deliveries
                 WHERE peer_id = $1 AND status = 'pending' AND NOT (id = ANY ($3::bigint[]))
                 ORDER BY event_seq LIMIT $2) d
         CROSS JOIN LATERAL (SELECT event::text AS json FROM events WHERE team_id = d.team_id AND seq = d.event_seq) e
         ORDER BY d.event_seq`,
-      [this.deps.peer().id, limit, exclude],
-    );
+      values: [this.deps.peer().id, limit, exclude],
+    });
     return result.rows;
   }
 
   private async rowsById(ids: number[]): Promise<Row[]> {
-    const result = await this.deps.pool.query<Row>(
-      `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
+    const result = await this.deps.pool.query<Row>({
+      name: 'kite_peer_rows_by_id',
+      text: `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
          FROM federation_deliveries d JOIN events e ON e.team_id = d.team_id AND e.seq = d.event_seq
         WHERE d.id = ANY ($1::bigint[]) AND d.status = 'pending'
         ORDER BY d.event_seq`,
-      [ids],
-    );
+      values: [ids],
+    });
     // Only an unchanged batch is a retry of the same request; otherwise start from the queue's head.
     return result.rows.length === ids.length ? result.rows : [];
   }
@@ -275,8 +279,9 @@ export class PeerDelivery {
    */
   private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false, db: Pool | PoolClient = this.deps.pool): Promise<void> {
     const peerId = this.deps.peer().id;
-    const result = await db.query<{ owned: number }>(
-      `WITH ${fenceCheck(6, 7)},
+    const result = await db.query<{ owned: number }>({
+      name: 'kite_peer_mark',
+      text: `WITH ${fenceCheck(6, 7)},
        marked AS (
          UPDATE federation_deliveries
             SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4, refused_alone = $5,
@@ -295,8 +300,8 @@ export class PeerDelivery {
          ON CONFLICT (peer_id, minute) DO UPDATE SET delivered = peer_delivery_minutes.delivered + EXCLUDED.delivered
        )
        SELECT (SELECT count(*) FROM lease)::int AS owned, (SELECT count(*) FROM marked)::int AS marked`,
-      [batch.map((r) => r.id), status, statusCode, error, refusedAlone, peerId, this.deps.fence],
-    );
+      values: [batch.map((r) => r.id), status, statusCode, error, refusedAlone, peerId, this.deps.fence],
+    });
     if (result.rows[0]!.owned === 0) throw new LeaseLostError(peerId);
   }
 
