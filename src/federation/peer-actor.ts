@@ -72,6 +72,8 @@ export class PeerActor {
   private ended = false;
   /** Wake-ups received, so a delivery can tell whether one came while it ran. */
   private wakes = 0;
+  /** `wakes` when the last delivery started: a later one means something may have been enqueued. */
+  private wakesAtDelivery = -1;
 
   constructor(
     private peer: SupervisedPeer,
@@ -104,7 +106,10 @@ export class PeerActor {
    * The `deliver` or `probe` effect, after the bookkeeping writes before it. A wake-up that comes
    * while a delivery runs is lost on the machine (`delivering` ignores WORK_AVAILABLE), so a read
    * that found the queue empty is repeated if one came meanwhile: else an event committed just
-   * after that read would wait for the next one, or for the 5 s idle poll.
+   * after that read would wait for the next one, or for the 5 s idle poll. Conversely, right after
+   * a batch that emptied the queue as read, with no wake-up since the delivery started, the queue
+   * is not read again: an event committed after that read wakes us (its NOTIFY comes after its
+   * commit), and a lost notification is what the idle poll is for.
    */
   async run(kind: 'deliver' | 'probe', signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     await this.writes;
@@ -113,6 +118,13 @@ export class PeerActor {
     try {
       if (kind === 'probe') return await this.delivery.probe(signal, timeoutMs);
       let seen = this.wakes;
+      if (this.delivery.takeDrained() && this.wakesAtDelivery === seen) {
+        await this.delivery.settle();
+        // A wake-up during that wait would be lost on the machine, still `delivering`: read.
+        if (this.wakes === seen) return { tag: 'idle' };
+        seen = this.wakes;
+      }
+      this.wakesAtDelivery = seen;
       let outcome = await this.delivery.deliverNext(signal, timeoutMs);
       while (outcome.tag === 'idle' && this.wakes !== seen && !signal.aborted) {
         seen = this.wakes;

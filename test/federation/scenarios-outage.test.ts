@@ -104,6 +104,24 @@ describe('federation - a peer that is away', () => {
     expect(sample(metrics, 'kite_peer_deliveries_total', { peer: aPeerId, outcome: 'delivered' })).toBe(600);
   });
 
+  it('federation - events that trickle in one at a time each reach B promptly: no wake-up is lost between batches', async () => {
+    // After a batch that emptied the queue the actor does not read it again unless woken; a
+    // wake-up lost in between would leave an event waiting for the 5 s idle poll.
+    s = new Scenario();
+    const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
+    await pair(a, b, TEAM);
+    const atB = await s.listen(b, { types: 'stripe.*' });
+    const arrivedAt = new Map<string, number>();
+    atB.socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString());
+      if (frame.type === 'event') arrivedAt.set(frame.event.id, Date.now());
+    });
+    const sent = await ingestMany(a, 60);
+    await atB.waitForEvents(60, 20_000);
+    const slowest = Math.max(...sent.map((e) => arrivedAt.get(e.id)! - e.storedAt));
+    expect(slowest).toBeLessThan(2500);
+  });
+
   it('federation - a dead peer backs off without slowing delivery to a healthy one', async () => {
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
