@@ -40,7 +40,7 @@ export interface FedStage {
   /** A's pending deliveries at the window's start and end (growing: not keeping up). */
   readonly pendingStart: number;
   readonly pendingEnd: number;
-  /** Seconds after the publisher stopped until A's outbox was empty (NaN: not within the limit). */
+  /** Seconds from the window's end (the publisher then stops) until A's outbox was empty (NaN: not within the limit). */
   readonly drainSeconds: number;
   readonly latencyMs: LatencySummary;
   readonly statuses: Record<number, number>;
@@ -83,8 +83,10 @@ export async function fedStage(pair: FederationPair, pools: { a: pg.Pool; b: pg.
   const postgresActivity = await activity.stop();
   const acc1 = publisher.accepted;
   const [b1, p1, a1] = await Promise.all([federatedCount(pools.b), pendingCount(pools.a), federatedCount(pools.a)]);
-  await publisher.close();
+  // From the window's end: closing the publisher waits for its requests still in flight (seconds,
+  // when A is behind), and A's outbox drains meanwhile.
   const drainStart = performance.now();
+  await publisher.close();
   const limit = (o.drainLimitS ?? 60) * 1000;
   let pending = p1;
   while (pending > 0 && performance.now() - drainStart < limit) {
