@@ -91,6 +91,14 @@ export class PeerDelivery {
    * at that read nothing else was pending. Holds the queue-change count from before that read.
    */
   private drainedAt: number | undefined;
+  /**
+   * The seq of the last event delivered, and the queue-change count it holds for: below it nothing
+   * is pending, so the next read starts there. A read from the bottom walked the partial index's
+   * entries for every delivery ever marked since the last VACUUM (100,000 of them: 10 ms for the
+   * first read, 0.3 ms once they are flagged dead, against 0.05). A hold, release or redrive
+   * (which may put older rows back in the queue) voids it, and so does a new actor.
+   */
+  private floor: { readonly seq: number; readonly changes: number } | undefined;
 
   constructor(private readonly deps: DeliveryDeps) {}
 
@@ -137,7 +145,7 @@ export class PeerDelivery {
       if (read.length === ahead.limit && changesBefore === this.queueChanges) batch = read.slice(0, limit);
     }
     const fresh = batch.length === 0;
-    if (fresh) batch = await this.nextRows(limit, this.marking?.ids ?? []);
+    if (fresh) batch = await this.nextRows(limit, this.marking?.ids ?? [], this.floorSeq());
     this.retrying = undefined;
     if (batch.length === 0) {
       await this.settle();
@@ -152,13 +160,20 @@ export class PeerDelivery {
     const whole = outcome.tag === 'delivered' && outcome.count === batch.length;
     if (readAhead && whole && changes === this.queueChanges && !signal.aborted) this.ahead = readAhead;
     if (fresh && batch.length < limit && whole && !signal.aborted) this.drainedAt = changesBefore;
+    // What was delivered is a prefix of the batch (a partial outcome leaves the rest pending).
+    if (outcome.tag === 'delivered' && outcome.count > 0) this.floor = { seq: batch[Math.min(outcome.count, batch.length) - 1]!.event_seq, changes: changesBefore };
     return outcome;
+  }
+
+  private floorSeq(): number {
+    return this.floor && this.floor.changes === this.queueChanges ? this.floor.seq : 0;
   }
 
   private readAhead(inFlight: Row[], limit: number): { limit: number; rows: Promise<Row[]> } {
     const exclude = inFlight.map((r) => r.id);
     if (this.marking) exclude.push(...this.marking.ids);
-    const rows = this.nextRows(limit, exclude);
+    // It is used only if the batch in flight is delivered whole: start after its last event.
+    const rows = this.nextRows(limit, exclude, inFlight[inFlight.length - 1]!.event_seq);
     rows.catch(() => {}); // an unused read-ahead's error is nobody's; a used one rethrows when awaited
     return { limit, rows };
   }
@@ -260,8 +275,11 @@ export class PeerDelivery {
     }
   }
 
-  /** The head of the queue, without `exclude` (rows in flight, or delivered and still being marked). */
-  private async nextRows(limit: number, exclude: number[]): Promise<Row[]> {
+  /**
+   * The head of the queue above `afterSeq` (0: from the bottom), without `exclude` (rows in
+   * flight, or delivered and still being marked).
+   */
+  private async nextRows(limit: number, exclude: number[], afterSeq: number): Promise<Row[]> {
     // The head of the peer's partial index, then each event by its key: a plan the planner cannot
     // turn into a (parallel) scan of either table, however deep the queue. Named, like the mark
     // below: parsed and planned once per connection, where planning each read took 0.26 ms of
@@ -271,11 +289,11 @@ export class PeerDelivery {
       text: `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
          FROM (SELECT id, team_id, event_seq, event_id, event_source, event_type, attempts
                  FROM federation_deliveries
-                WHERE peer_id = $1 AND status = 'pending' AND NOT (id = ANY ($3::bigint[]))
+                WHERE peer_id = $1 AND status = 'pending' AND event_seq > $4 AND NOT (id = ANY ($3::bigint[]))
                 ORDER BY event_seq LIMIT $2) d
         CROSS JOIN LATERAL (SELECT event::text AS json FROM events WHERE team_id = d.team_id AND seq = d.event_seq) e
         ORDER BY d.event_seq`,
-      values: [this.deps.peer().id, limit, exclude],
+      values: [this.deps.peer().id, limit, exclude, afterSeq],
     });
     return result.rows;
   }
