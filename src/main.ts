@@ -143,6 +143,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     notifications.onReconnect(() => {
       sources.invalidateAll();
       peers.notificationsMissed();
+      federation.notificationsMissed();
       pollHeads();
     });
     await notifications.start();

@@ -50,6 +50,8 @@ export interface Federation {
   leasesReleased(): void;
   /** Peer IDs whose actors run on this node. */
   runningPeers(): string[];
+  /** The notification listener reconnected: what it missed is read again. */
+  notificationsMissed(): void;
 }
 
 export function createFederation(deps: FederationDeps): Federation {
@@ -87,5 +89,6 @@ export function createFederation(deps: FederationDeps): Federation {
     leasesReleased: () => keeper.nudge(),
     probeNow: (peerId) => supervisor.probeNow(peerId),
     runningPeers: () => supervisor.runningPeers(),
+    notificationsMissed: () => supervisor.notificationsMissed(),
   };
 }

@@ -74,6 +74,8 @@ export class PeerActor {
   private wakes = 0;
   /** `wakes` when the last delivery started: a later one means something may have been enqueued. */
   private wakesAtDelivery = -1;
+  /** Whether the last delivery delivered: the next one continues the same run of the queue. */
+  private lastDelivered = false;
 
   constructor(
     private peer: SupervisedPeer,
@@ -118,6 +120,9 @@ export class PeerActor {
     try {
       if (kind === 'probe') return await this.delivery.probe(signal, timeoutMs);
       let seen = this.wakes;
+      // Neither continuing a run of the queue nor woken: a timer (the idle poll, a backoff) — the
+      // safety net, so it reads from the bottom of the queue, not above the last delivery.
+      if (!this.lastDelivered && this.wakesAtDelivery === seen) this.delivery.forgetFloor();
       if (this.delivery.takeDrained() && this.wakesAtDelivery === seen) {
         await this.delivery.settle();
         // A wake-up during that wait would be lost on the machine, still `delivering`: read.
@@ -125,11 +130,13 @@ export class PeerActor {
         seen = this.wakes;
       }
       this.wakesAtDelivery = seen;
+      this.lastDelivered = false;
       let outcome = await this.delivery.deliverNext(signal, timeoutMs);
       while (outcome.tag === 'idle' && this.wakes !== seen && !signal.aborted) {
         seen = this.wakes;
         outcome = await this.delivery.deliverNext(signal, timeoutMs);
       }
+      this.lastDelivered = outcome.tag === 'delivered';
       return outcome;
     } catch (err) {
       if (signal.aborted) throw err;
@@ -160,6 +167,15 @@ export class PeerActor {
   wake(): void {
     this.wakes++;
     this.actor.send({ type: 'WORK_AVAILABLE' });
+  }
+
+  /**
+   * The node's notifications may have been lost (its listener reconnected): a redrive made
+   * elsewhere may have put rows back below the last delivery, so read the queue from the bottom.
+   */
+  notificationsMissed(): void {
+    this.delivery.forgetReadAhead();
+    this.wake();
   }
 
   probeNow(): void {

@@ -96,7 +96,8 @@ export class PeerDelivery {
    * is pending, so the next read starts there. A read from the bottom walked the partial index's
    * entries for every delivery ever marked since the last VACUUM (100,000 of them: 10 ms for the
    * first read, 0.3 ms once they are flagged dead, against 0.05). A hold, release or redrive
-   * (which may put older rows back in the queue) voids it, and so does a new actor.
+   * (which may put older rows back in the queue) voids it, and so do a new actor, a read set off
+   * by a timer rather than a delivery or a wake-up (the safety net), and lost notifications.
    */
   private floor: { readonly seq: number; readonly changes: number } | undefined;
 
@@ -163,6 +164,11 @@ export class PeerDelivery {
     // What was delivered is a prefix of the batch (a partial outcome leaves the rest pending).
     if (outcome.tag === 'delivered' && outcome.count > 0) this.floor = { seq: batch[Math.min(outcome.count, batch.length) - 1]!.event_seq, changes: changesBefore };
     return outcome;
+  }
+
+  /** The next read starts at the bottom of the queue (see `floor`). */
+  forgetFloor(): void {
+    this.floor = undefined;
   }
 
   private floorSeq(): number {

@@ -60,6 +60,11 @@ export class PeerSupervisor implements LeaseHolder {
     for (const id of ids) this.running.get(id)?.wake();
   }
 
+  /** This node's listener reconnected: notifications may have been lost (peer-actor.ts). */
+  notificationsMissed(): void {
+    for (const actor of this.running.values()) actor.notificationsMissed();
+  }
+
   /** A dead-lettered peer's actor probes at once (ignored in other states). */
   probeNow(peerId: string): void {
     this.running.get(peerId)?.probeNow();

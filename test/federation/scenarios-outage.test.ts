@@ -122,6 +122,26 @@ describe('federation - a peer that is away', () => {
     expect(slowest).toBeLessThan(2500);
   });
 
+  it('federation - a row put back in the queue below the last delivery, without a notification, is found by the idle poll', async () => {
+    // The actor reads above the last event it delivered; the idle poll, the safety net for lost
+    // notifications (a redrive made on another node while this one's listener reconnected), reads
+    // from the bottom. Here the row is requeued behind Kite's back, as such a redrive would leave it.
+    s = new Scenario();
+    const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
+    const { aPeerId } = await pair(a, b, TEAM);
+    await ingestMany(a, 5);
+    const [first] = await until(async () => {
+      const rows = await deliveries(a, aPeerId, 'delivered');
+      return rows.length === 5 && rows.sort((x, y) => Number(x.id) - Number(y.id)); // ids grow with the queue order
+    }, 'the first 5 delivered');
+    await a.db.query(`UPDATE federation_deliveries SET status = 'pending' WHERE id = $1`, [first.id]);
+    const again = await until(async () => {
+      const [row] = await a.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM federation_deliveries WHERE id = $1', [first.id]);
+      return row!.status === 'delivered' && row!.attempts === 2 && row;
+    }, 'the requeued row delivered again', 15_000);
+    expect(again.attempts).toBe(2);
+  });
+
   it('federation - a dead peer backs off without slowing delivery to a healthy one', async () => {
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
