@@ -112,10 +112,13 @@ describe('federation - pace', () => {
     await proxy.waitFor(() => proxy.requests.length === 6 && proxy.requests.every((r) => r.status !== undefined), 'the batch and its 5 re-sends');
     expect(proxy.requests.map((r) => r.events.length)).toEqual([5, 1, 1, 1, 1, 1]);
     // One token per event sent: the refused batch took the whole burst, so the re-sends must wait
-    // for new tokens (100 ms each here) instead of going out at once.
+    // for new tokens (100 ms each here) instead of going out at once. Measured among the re-sends
+    // (a bucket holding one token at the first): the batch's own arrival is no reference, as it
+    // may carry the connection's TLS handshake (on a loaded machine up to ~100 ms late, which made
+    // paced re-sends look early).
     const spread = proxy.requests.map((r) => r.at - proxy.requests[0]!.at);
     console.info(`400 re-sends at +${spread.join(', +')} ms`);
-    expect(overdraft(proxy.requests, limit)).toBeLessThanOrEqual(1);
+    expect(overdraft(proxy.requests.slice(1), { perSecond: limit.perSecond, burst: 1 })).toBeLessThanOrEqual(0.5);
   });
 });
 
