@@ -46,6 +46,8 @@ export interface CommittedEvent {
 
 interface Pending {
   readonly request: AppendRequest;
+  /** The events of one appendMany (one webhook or received batch) share this: never split. */
+  readonly group: object | undefined;
   resolve(result: AppendResult): void;
   reject(err: unknown): void;
 }
@@ -87,15 +89,25 @@ export class EventAppender {
   }
 
   append(request: AppendRequest): Promise<AppendResult> {
+    return this.enqueue(request, undefined);
+  }
+
+  /**
+   * Events of one request, stored in one transaction in the order given: two flushes of the
+   * same team may run at once (a deep queue), and the one sent second can take the team's lock
+   * first, so a request split across them could be stored out of its own order.
+   */
+  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
+    const group = requests.length > 1 ? {} : undefined;
+    return Promise.all(requests.map((r) => this.enqueue(r, group)));
+  }
+
+  private enqueue(request: AppendRequest, group: object | undefined): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ request, resolve, reject });
+      this.queue.push({ request, group, resolve, reject });
       this.queued.set(request.teamId, (this.queued.get(request.teamId) ?? 0) + 1);
       this.schedule();
     });
-  }
-
-  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]> {
-    return Promise.all(requests.map((r) => this.append(r)));
   }
 
   /** Resolves when nothing is queued or in flight (graceful shutdown). */
@@ -152,7 +164,9 @@ export class EventAppender {
     const batch: Pending[] = [];
     const rest: Pending[] = [];
     for (const pending of this.queue) {
-      if (batch.length < this.maxBatch && mayFlush(pending.request.teamId)) batch.push(pending);
+      // Past maxBatch, only the rest of a request already in the batch (see appendMany).
+      const room = batch.length < this.maxBatch || (pending.group !== undefined && pending.group === batch[batch.length - 1]!.group);
+      if (room && mayFlush(pending.request.teamId)) batch.push(pending);
       else rest.push(pending);
     }
     if (batch.length === 0) return batch;
