@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
-import { freshQueue, onClient } from './outbox-pgboss.js';
+import { freshQueue, onClient, withTwoTransactions } from './outbox-pgboss.js';
 import { formatCount } from './stats.js';
 
 export interface TwoTransactions {
@@ -58,11 +58,7 @@ async function fetchAll(boss: PgBoss, queue: string, batch: number): Promise<Fet
 
 async function twoTransactions(boss: PgBoss, pool: pg.Pool, fetchInBetween: boolean): Promise<TwoTransactions> {
   const queue = await freshQueue(boss, fetchInBetween ? 'order_between' : 'order_after');
-  const t1 = await pool.connect();
-  const t2 = await pool.connect();
-  let ok = false;
-  try {
-    await t1.query('BEGIN');
+  return withTwoTransactions(pool, async (t1, t2) => {
     await boss.insert([{ name: queue, data: { tx: 'T1' } }], { db: onClient(t1) });
     await sleep(20); // T2's now() is strictly later than T1's
     await t2.query('BEGIN');
@@ -71,18 +67,10 @@ async function twoTransactions(boss: PgBoss, pool: pg.Pool, fetchInBetween: bool
     const between = fetchInBetween ? (await fetchAll(boss, queue, 1)).flat() : [];
     await t1.query('COMMIT');
     const after = (await fetchAll(boss, queue, 1)).flat();
-    ok = true;
     const createdOn: Record<string, string> = {};
     for (const j of [...between, ...after]) createdOn[j.data.tx!] = j.createdOn.toISOString();
     return { fetchedBetween: between.map((j) => j.data.tx!), fetchedAfter: after.map((j) => j.data.tx!), createdOn };
-  } finally {
-    if (!ok) {
-      await t1.query('ROLLBACK').catch(() => {});
-      await t2.query('ROLLBACK').catch(() => {});
-    }
-    t1.release(!ok);
-    t2.release(!ok);
-  }
+  });
 }
 
 function orderOf(fetches: readonly Fetched[][], fetchSize: number): BatchOrder {

@@ -118,3 +118,26 @@ export async function fetchPlan(boss: PgBoss, pool: pg.Pool, queue: string, batc
   });
   return explainRolledBack(pool, sql, [queue, batch]);
 }
+
+/**
+ * Two connections, each in its own transaction, for `body` to interleave (the order and ticket
+ * experiments); both are rolled back if `body` throws before committing them, and released.
+ */
+export async function withTwoTransactions<T>(pool: pg.Pool, body: (t1: pg.PoolClient, t2: pg.PoolClient) => Promise<T>): Promise<T> {
+  const t1 = await pool.connect();
+  const t2 = await pool.connect();
+  let ok = false;
+  try {
+    await t1.query('BEGIN');
+    const result = await body(t1, t2);
+    ok = true;
+    return result;
+  } finally {
+    if (!ok) {
+      await t1.query('ROLLBACK').catch(() => {});
+      await t2.query('ROLLBACK').catch(() => {});
+    }
+    t1.release(!ok);
+    t2.release(!ok);
+  }
+}

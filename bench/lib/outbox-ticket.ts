@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type PgBoss from 'pg-boss';
 import { timeBatches, type BatchTimes } from './outbox-measure.js';
-import { dropQueue, freshQueue, onClient } from './outbox-pgboss.js';
+import { dropQueue, freshQueue, onClient, withTwoTransactions } from './outbox-pgboss.js';
 import { appendWithOutbox, inTransaction, takeSeqs } from './outbox-table.js';
 
 export const TICKET_VARIANTS = ['one statement', 'standard', 'short', 'stately'] as const;
@@ -61,28 +61,19 @@ export async function measureTickets(boss: PgBoss, pool: pg.Pool, databaseUrl: s
  */
 export async function secondTicketWaitMs(boss: PgBoss, pool: pg.Pool, policy: PgBoss.QueuePolicy, holdMs = 200): Promise<number> {
   const queue = await freshQueue(boss, `wait_${policy}`, policy);
-  const t1 = await pool.connect();
-  const t2 = await pool.connect();
-  let ok = false;
   try {
-    await t1.query('BEGIN');
-    await boss.insert([{ name: queue, data: { tx: 'T1' } }], { db: onClient(t1) });
-    await t2.query('BEGIN');
-    const started = performance.now();
-    const second = boss.insert([{ name: queue, data: { tx: 'T2' } }], { db: onClient(t2) }).then(() => performance.now() - started);
-    await sleep(holdMs);
-    await t1.query('COMMIT');
-    const waited = await second;
-    await t2.query('COMMIT');
-    ok = true;
-    return Math.round(waited);
+    return await withTwoTransactions(pool, async (t1, t2) => {
+      await boss.insert([{ name: queue, data: { tx: 'T1' } }], { db: onClient(t1) });
+      await t2.query('BEGIN');
+      const started = performance.now();
+      const second = boss.insert([{ name: queue, data: { tx: 'T2' } }], { db: onClient(t2) }).then(() => performance.now() - started);
+      await sleep(holdMs);
+      await t1.query('COMMIT');
+      const waited = await second;
+      await t2.query('COMMIT');
+      return Math.round(waited);
+    });
   } finally {
-    if (!ok) {
-      await t1.query('ROLLBACK').catch(() => {});
-      await t2.query('ROLLBACK').catch(() => {});
-    }
-    t1.release(!ok);
-    t2.release(!ok);
     await dropQueue(boss, pool, queue).catch(() => {});
   }
 }
