@@ -115,10 +115,13 @@ describe('federation - pace', () => {
     // for new tokens (100 ms each here) instead of going out at once. Measured among the re-sends
     // (a bucket holding one token at the first): the batch's own arrival is no reference, as it
     // may carry the connection's TLS handshake (on a loaded machine up to ~100 ms late, which made
-    // paced re-sends look early).
+    // paced re-sends look early). Two events of slack: on a loaded machine a late send is followed
+    // by on-time ones (seen: 0.61 and 1.06); re-sends all at once would be 4 over.
     const spread = proxy.requests.map((r) => r.at - proxy.requests[0]!.at);
     console.info(`400 re-sends at +${spread.join(', +')} ms`);
-    expect(overdraft(proxy.requests.slice(1), { perSecond: limit.perSecond, burst: 1 })).toBeLessThanOrEqual(1);
+    expect(overdraft(proxy.requests.slice(1), { perSecond: limit.perSecond, burst: 1 })).toBeLessThanOrEqual(2);
+    // And over the whole run: four more tokens at 10/s take 400 ms after the first re-send.
+    expect(spread.at(-1)! - spread[1]!).toBeGreaterThanOrEqual(300);
   });
 });
 
