@@ -79,14 +79,16 @@ describe('federation - pace', () => {
     const span = requests.at(-1)!.at - requests[0]!.at;
     // 5 at once, then 55 at 20/s: 2.75 s in theory.
     expect(span).toBeGreaterThanOrEqual(2_500);
-    // At most burst + perSecond = 25 in any 1 s window; measured on arrival, so allow 2 of jitter.
+    // At most burst + perSecond = 25 in any 1 s window when sent. Measured on arrival, one request
+    // held up in transit carries up to a burst (5) across the window's edge (28 seen in CI on a
+    // loaded machine), so allow that; the overdraft below bounds the rate over the whole run.
     let busiest = 0;
     for (const start of requests) {
       const inWindow = requests.filter((r) => r.at >= start.at && r.at < start.at + 1000).reduce((n, r) => n + r.events.length, 0);
       busiest = Math.max(busiest, inWindow);
     }
     console.info(`rate limit: 60 events in ${requests.length} requests over ${span} ms; busiest 1 s window ${busiest} events`);
-    expect(busiest).toBeLessThanOrEqual(27);
+    expect(busiest).toBeLessThanOrEqual(30);
     expect(overdraft(requests, { perSecond: 20, burst: 5 })).toBeLessThanOrEqual(2);
     // Waiting for tokens is `rate-limited`, never a failure.
     const reasons = (await stateChanges(a, aPeerId)).map((c) => c.reason);
