@@ -219,7 +219,7 @@ export class PeerDelivery {
     const status = answer.kind === 'answer' ? answer.response.status : null;
     const kind = answerKind(status);
     const outcome = classify(answer, batch.length);
-    this.deps.observer?.requestFinished(peer, requestOutcome(status, batch.length), batch.length, (performance.now() - started) / 1000);
+    this.deps.observer?.requestFinished(peer, requestOutcome(kind, batch.length), batch.length, (performance.now() - started) / 1000);
     await this.settle();
     if (outcome.tag === 'delivered') {
       const done = this.mark(batch, 'delivered', status, null);

@@ -14,7 +14,7 @@
  * leaves the gauges empty and counts a collection failure, it never hangs /metrics.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { answerKind } from '../federation/answer-kind.js';
+import type { AnswerKind } from '../federation/answer-kind.js';
 import type { PeerQueueStats } from '../federation/peer-queue-stats.js';
 import type { Metrics } from './metrics.js';
 
@@ -39,13 +39,13 @@ export interface PeerDeliveryObserver {
 export const NO_DELIVERY_OBSERVER: PeerDeliveryObserver = { requestFinished: () => {} };
 
 /**
- * The outcome of a request from its HTTP status (null: no answer), read as the sender reads it
- * (federation/answer-kind.ts, contract §5): a rejection dead-letters the peer; refused events are
- * dead-lettered when sent alone, while a batch is split or re-sent one by one; anything else but
- * 2xx (no answer, 3xx, 408, 429, 5xx) is retried.
+ * The outcome label of a request from what its answer meant to the sender (answerKind of its
+ * HTTP status, federation/answer-kind.ts, contract §5), read once by the sender: a rejection
+ * dead-letters the peer; refused events are dead-lettered when sent alone, while a batch is split
+ * or re-sent one by one; anything else but 2xx (no answer, 3xx, 408, 429, 5xx) is retried.
  */
-export function requestOutcome(status: number | null, batchSize: number): DeliveryRequestOutcome {
-  switch (answerKind(status)) {
+export function requestOutcome(kind: AnswerKind, batchSize: number): DeliveryRequestOutcome {
+  switch (kind) {
     case 'delivered': return 'delivered';
     case 'rejected': return 'dead_lettered';
     case 'refused': return batchSize === 1 ? 'dead_lettered' : 'retried';

@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PeerQueueStats } from '../../src/federation/peer-queue-stats.js';
+import { answerKind } from '../../src/federation/answer-kind.js';
 import { peerDeliveryObserver, registerPeerGauges, requestOutcome } from '../../src/observability/federation-metrics.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { hasEvent, ingestAt, peerKey, startInstance, type Instance } from '../support/federation.js';
@@ -58,7 +59,7 @@ describe('the delivery observer', () => {
       [400, 1, 'dead_lettered'], [413, 1, 'dead_lettered'], [422, 1, 'dead_lettered'],
       [400, 3, 'retried'], [413, 50, 'retried'],
     ];
-    for (const [status, size, outcome] of cases) expect(`${status}/${size}: ${requestOutcome(status, size)}`).toBe(`${status}/${size}: ${outcome}`);
+    for (const [status, size, outcome] of cases) expect(`${status}/${size}: ${requestOutcome(answerKind(status), size)}`).toBe(`${status}/${size}: ${outcome}`);
   });
 });
 
