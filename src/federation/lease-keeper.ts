@@ -4,14 +4,15 @@
  * Every `intervalMs`, and at once when nudged (a peer was created or enabled, a node left), one
  * cycle: heartbeat (renew what it holds, count live nodes and enabled peers); stop the actors of
  * leases it lost; then give back what exceeds its fair share, ceil(peers / nodes), or claim up
- * to it. Cycles never overlap. A node that cannot reach the database stops all its actors (it
- * can no longer prove it owns their leases, and their writes would fail anyway) and claims again
- * once it can: nothing is retried against a peer meanwhile, so no retry is spent on an outage
- * that is ours. A lease lapses `ttlMs` after its last renewal, so a node killed with kill -9 has
+ * to it. Cycles never overlap. A node whose heartbeat fails stops all its actors (it can no
+ * longer prove it owns their leases, and their writes would fail anyway) and claims again once it
+ * can: nothing is retried against a peer meanwhile, so no retry is spent on an outage that is
+ * ours. A failure later in the cycle (a claim, a release, starting one actor) stops nothing: the
+ * renewed leases are ours, and the next cycle tries again. A lease lapses `ttlMs` after its last renewal, so a node killed with kill -9 has
  * its peers taken over within ttlMs + intervalMs; a node that stops gives them back at once.
  */
 import type { Logger } from '../observability/logger.js';
-import type { HeldLease, LeaseStore } from './lease-store.js';
+import type { Heartbeat, HeldLease, LeaseStore } from './lease-store.js';
 
 export interface LeaseHolder {
   /** Run the peer's actor under this lease; false when the peer cannot run (the lease goes back). */
@@ -84,10 +85,19 @@ export class LeaseKeeper {
   }
 
   private async cycle(): Promise<void> {
+    let beat: Heartbeat;
     try {
-      const beat = await this.store.heartbeat(this.leases());
-      if (this.unreachable) this.log.info('database reachable again: claiming this node\'s share of the peers');
-      this.unreachable = false;
+      beat = await this.store.heartbeat(this.leases());
+    } catch (err) {
+      // Only a failed heartbeat means this node cannot prove it owns its leases.
+      if (!this.unreachable) this.log.warn({ err: (err as Error).message }, 'database unreachable: peer actors paused until their leases can be renewed');
+      this.unreachable = true;
+      for (const peerId of [...this.held.keys()]) await this.relinquish(peerId);
+      return;
+    }
+    if (this.unreachable) this.log.info('database reachable again: claiming this node\'s share of the peers');
+    this.unreachable = false;
+    try {
       const renewed = new Map(beat.renewed.map((l) => [l.peerId, l.fence]));
       for (const [peerId, fence] of [...this.held]) {
         if (renewed.get(peerId) === fence) continue;
@@ -99,9 +109,9 @@ export class LeaseKeeper {
       if (this.held.size > share) await this.handOver(this.leases().slice(share));
       else if (this.held.size < share) await this.claim(share - this.held.size);
     } catch (err) {
-      if (!this.unreachable) this.log.warn({ err: (err as Error).message }, 'database unreachable: peer actors paused until their leases can be renewed');
-      this.unreachable = true;
-      for (const peerId of [...this.held.keys()]) await this.relinquish(peerId);
+      // The leases just renewed are still ours: their actors go on, and the next cycle retries
+      // the claim or the hand-over (a lease released by no one lapses after ttlMs anyway).
+      this.log.warn({ err: (err as Error).message }, 'lease cycle failed after the heartbeat; retrying at the next one');
     }
   }
 
@@ -109,7 +119,14 @@ export class LeaseKeeper {
     const claimed = await this.store.claim(count, [...this.held.keys()]);
     for (const lease of claimed) {
       this.held.set(lease.peerId, lease.fence);
-      if (await this.holder.acquired(lease)) continue;
+      let running = false;
+      try {
+        running = await this.holder.acquired(lease);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, peer: lease.peerId }, 'could not start the peer\'s actor; its lease goes back and is claimed again at the next cycle');
+      }
+      if (running) continue;
+      // Not held without an actor: the peer would count toward this node's share undelivered.
       this.held.delete(lease.peerId);
       await this.store.release([lease]);
     }
