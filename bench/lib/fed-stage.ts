@@ -57,11 +57,14 @@ export async function pendingCount(pool: pg.Pool): Promise<number> {
 
 export async function fedStage(pair: FederationPair, pools: { a: pg.Pool; b: pg.Pool }, stats: FederatedStats, o: FedStageOptions, progress: Progress): Promise<FedStage> {
   await waitForQuiet([pair.a.pid, pair.b.pid], 0.25, (o.quietWaitS ?? 30) * 1000, (c) => progress.update(o.label, 0, `waiting: other processes use ${c.toFixed(2)} cores`));
-  const pgPids = [...new Set([...(await postgresPids(pair.a.databaseUrl)), ...(await postgresPids(pair.b.databaseUrl))])];
+  const bothPgPids = async () => new Set([...(await postgresPids(pair.a.databaseUrl)), ...(await postgresPids(pair.b.databaseUrl))]);
   const publisher = new CePublisher(pair.a.port, pair.hookPath, CE_SECRET, { batch: o.ingestBatch, peers: o.peers });
   await publisher.open(4);
   publisher.start(o.rate);
   await sleep(o.warmupSeconds * 1000);
+  // Taken after the warm-up: the pools open connections as load grows, and a backend started
+  // before the window but left out here would count as a foreign process (about a core had).
+  const pgPids = [...(await bothPgPids())];
   const cpu = () => ({ a: pidsCpuSeconds([pair.a.pid]), b: pidsCpuSeconds([pair.b.pid]), pg: pidsCpuSeconds(pgPids), self: selfCpuSeconds(), all: machineBusySeconds() });
   const [b0, p0, a0] = await Promise.all([federatedCount(pools.b), pendingCount(pools.a), federatedCount(pools.a)]);
   const acc0 = publisher.accepted;
@@ -80,6 +83,9 @@ export async function fedStage(pair: FederationPair, pools: { a: pg.Pool; b: pg.
   stats.recording = false;
   const c1 = cpu();
   const seconds = (performance.now() - t0) / 1000;
+  // Backends started during the window: all their CPU is the window's.
+  const known = new Set(pgPids);
+  const bornPgSeconds = pidsCpuSeconds([...(await bothPgPids())].filter((pid) => !known.has(pid)));
   const postgresActivity = await activity.stop();
   const acc1 = publisher.accepted;
   const [b1, p1, a1] = await Promise.all([federatedCount(pools.b), pendingCount(pools.a), federatedCount(pools.a)]);
@@ -95,7 +101,7 @@ export async function fedStage(pair: FederationPair, pools: { a: pg.Pool; b: pg.
     pending = await pendingCount(pools.a);
   }
   const drainSeconds = pending === 0 ? round((performance.now() - drainStart) / 1000, 1) : Number.NaN;
-  const d = (k: 'a' | 'b' | 'pg' | 'self' | 'all') => c1[k] - c0[k];
+  const d = (k: 'a' | 'b' | 'pg' | 'self' | 'all') => c1[k] - c0[k] + (k === 'pg' ? bornPgSeconds : 0);
   const perS = (v: number) => round(v / seconds, 2);
   return {
     label: o.label, rate: o.rate, ingestBatch: o.ingestBatch, peers: o.peers,
