@@ -16,12 +16,15 @@ import type { NormalizedEvent } from '../providers/types.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { LeaseStore } from './lease-store.js';
 import type { PeerStore } from './peer-store.js';
+import { PendingSweep } from './pending-sweep.js';
 import { PeerSupervisor } from './peer-supervisor.js';
 import { supervisedPeers } from './supervised-peers.js';
 
 /** A lease lapses this long after its last renewal: a killed node's peers move within TTL + heartbeat. */
 export const LEASE_TTL_MS = 5_000;
 export const HEARTBEAT_MS = 1_500;
+/** How often the node looks for idle actors with pending deliveries (a missed wake-up). */
+export const PENDING_SWEEP_MS = 5_000;
 
 export interface FederationDeps {
   readonly config: Config;
@@ -70,6 +73,7 @@ export function createFederation(deps: FederationDeps): Federation {
     leases: () => keeper,
   });
   keeper = new LeaseKeeper(new LeaseStore(deps.pool, nodeId, LEASE_TTL_MS), supervisor, log.child({ node: nodeId }), HEARTBEAT_MS);
+  const sweep = new PendingSweep(deps.pool, supervisor, log, PENDING_SWEEP_MS);
   let unsubscribe: (() => void) | undefined;
   const peerChanged = (peerId: string, redrive = false) => {
     supervisor.changed(peerId, { redrive }).catch((err: unknown) => log.warn({ err: (err as Error).message, peer: peerId }, 'could not apply a peer change; the next one retries'));
@@ -79,9 +83,11 @@ export function createFederation(deps: FederationDeps): Federation {
     async start() {
       unsubscribe = deps.peers.onPeerChanged((change) => peerChanged(change.peerId, change.kind === 'redriven'));
       await keeper.start();
+      sweep.start();
     },
     async stop() {
       unsubscribe?.();
+      await sweep.stop();
       await keeper.stop();
     },
     wake: (peerIds) => supervisor.wake(peerIds),

@@ -43,6 +43,12 @@ export interface PeerActorDeps {
 export type ProvidedPeerMachine = ReturnType<typeof providePeerMachine>;
 
 /**
+ * How long an idle actor waits before reading its queue with no wake-up: a last resort only.
+ * The node's pending sweep (pending-sweep.ts) is the safety net, every 5 s for all its actors.
+ */
+export const IDLE_POLL_MS = 60_000;
+
+/**
  * One `provide()` for every peer (a provided machine is a full copy of its definition, ~35 KB):
  * effects and actions look their PeerActor up by the peer ID in the input or context.
  */
@@ -53,6 +59,7 @@ export function providePeerMachine(find: (peerId: string) => PeerActor | undefin
       return actor ? actor.run(kind, signal, input.timeoutMs) : quietUntil(signal);
     });
   return peerMachine.provide({
+    delays: { idlePoll: IDLE_POLL_MS },
     actors: { deliver: effect<DeliverInput>('deliver'), probe: effect<ProbeInput>('probe') },
     actions: {
       reportStateChange: ({ context }, change: PeerStateChange) => find(context.peerId)?.stateChanged(change),
@@ -108,10 +115,10 @@ export class PeerActor {
    * The `deliver` or `probe` effect, after the bookkeeping writes before it. A wake-up that comes
    * while a delivery runs is lost on the machine (`delivering` ignores WORK_AVAILABLE), so a read
    * that found the queue empty is repeated if one came meanwhile: else an event committed just
-   * after that read would wait for the next one, or for the 5 s idle poll. Conversely, right after
+   * after that read would wait for the next one, or for the node's 5 s pending sweep. Conversely, right after
    * a batch that emptied the queue as read, with no wake-up since the delivery started, the queue
    * is not read again: an event committed after that read wakes us (its NOTIFY comes after its
-   * commit), and a lost notification is what the idle poll is for.
+   * commit), and a lost notification is what the node's pending sweep is for.
    */
   async run(kind: 'deliver' | 'probe', signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     await this.writes;
@@ -169,9 +176,15 @@ export class PeerActor {
     this.actor.send({ type: 'WORK_AVAILABLE' });
   }
 
+  /** Waiting for work (the sweep's question): not delivering, waiting out a delay nor holding. */
+  isIdle(): boolean {
+    return this.actor.getSnapshot().matches({ healthy: 'idle' });
+  }
+
   /**
-   * The node's notifications may have been lost (its listener reconnected): a redrive made
-   * elsewhere may have put rows back below the last delivery, so read the queue from the bottom.
+   * A wake-up may have been lost (the node's listener reconnected, or the pending sweep found
+   * rows while idle): a redrive made elsewhere may have put rows back below the last delivery,
+   * so read the queue from the bottom.
    */
   notificationsMissed(): void {
     this.delivery.forgetReadAhead();

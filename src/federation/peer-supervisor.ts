@@ -65,6 +65,19 @@ export class PeerSupervisor implements LeaseHolder {
     for (const actor of this.running.values()) actor.notificationsMissed();
   }
 
+  /** Peers whose actors wait for work here (pending-sweep.ts). */
+  idlePeers(): string[] {
+    const ids: string[] = [];
+    for (const [id, actor] of this.running) if (actor.isIdle()) ids.push(id);
+    return ids;
+  }
+
+  /** The sweep found pending deliveries for an idle actor: it missed their wake-up. */
+  wakeupMissed(peerId: string): void {
+    const actor = this.running.get(peerId);
+    if (actor?.isIdle()) actor.notificationsMissed();
+  }
+
   /** A dead-lettered peer's actor probes at once (ignored in other states). */
   probeNow(peerId: string): void {
     this.running.get(peerId)?.probeNow();

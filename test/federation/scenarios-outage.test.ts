@@ -106,7 +106,7 @@ describe('federation - a peer that is away', () => {
 
   it('federation - events that trickle in one at a time each reach B promptly: no wake-up is lost between batches', async () => {
     // After a batch that emptied the queue the actor does not read it again unless woken; a
-    // wake-up lost in between would leave an event waiting for the 5 s idle poll.
+    // wake-up lost in between would leave an event waiting for the node's 5 s pending sweep.
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
     await pair(a, b, TEAM);
@@ -122,10 +122,12 @@ describe('federation - a peer that is away', () => {
     expect(slowest).toBeLessThan(2500);
   });
 
-  it('federation - a row put back in the queue below the last delivery, without a notification, is found by the idle poll', async () => {
-    // The actor reads above the last event it delivered; the idle poll, the safety net for lost
-    // notifications (a redrive made on another node while this one's listener reconnected), reads
-    // from the bottom. Here the row is requeued behind Kite's back, as such a redrive would leave it.
+  it('federation - a row put back in the queue below the last delivery, without a notification, is found by the pending sweep', async () => {
+    // The actor reads above the last event it delivered; the node's pending sweep, the safety net
+    // for lost notifications (a redrive made on another node while this one's listener
+    // reconnected), finds the idle actor's pending row and has it read from the bottom. Here the
+    // row is requeued behind Kite's back, as such a redrive would leave it. The actor's own idle
+    // poll is 60 s: within 15 s only the sweep (every 5 s) can deliver it.
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
     const { aPeerId } = await pair(a, b, TEAM);
