@@ -8,8 +8,9 @@
  * longer prove it owns their leases, and their writes would fail anyway) and claims again once it
  * can: nothing is retried against a peer meanwhile, so no retry is spent on an outage that is
  * ours. A failure later in the cycle (a claim, a release, starting one actor) stops nothing: the
- * renewed leases are ours, and the next cycle tries again. A lease lapses `ttlMs` after its last renewal, so a node killed with kill -9 has
- * its peers taken over within ttlMs + intervalMs; a node that stops gives them back at once.
+ * renewed leases are ours, and the next cycle tries again. A lease lapses `ttlMs` after its last
+ * renewal, so a node killed with kill -9 has its peers taken over within ttlMs + intervalMs; a
+ * node that stops gives them back at once.
  */
 import type { Logger } from '../observability/logger.js';
 import type { Heartbeat, HeldLease, LeaseStore } from './lease-store.js';

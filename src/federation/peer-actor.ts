@@ -115,10 +115,11 @@ export class PeerActor {
    * The `deliver` or `probe` effect, after the bookkeeping writes before it. A wake-up that comes
    * while a delivery runs is lost on the machine (`delivering` ignores WORK_AVAILABLE), so a read
    * that found the queue empty is repeated if one came meanwhile: else an event committed just
-   * after that read would wait for the next one, or for the node's 5 s pending sweep. Conversely, right after
-   * a batch that emptied the queue as read, with no wake-up since the delivery started, the queue
-   * is not read again: an event committed after that read wakes us (its NOTIFY comes after its
-   * commit), and a lost notification is what the node's pending sweep is for.
+   * after that read would wait for the next one, or for the node's 5 s pending sweep. Conversely,
+   * right after a batch that emptied the queue as read, with no wake-up since the delivery
+   * started, the queue is not read again: an event committed after that read wakes us (its
+   * NOTIFY comes after its commit), and a lost notification is what the node's pending sweep is
+   * for.
    */
   async run(kind: 'deliver' | 'probe', signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     await this.writes;
