@@ -17,6 +17,7 @@ import { LeaseKeeper } from './lease-keeper.js';
 import { LeaseStore } from './lease-store.js';
 import type { PeerStore } from './peer-store.js';
 import { PendingSweep } from './pending-sweep.js';
+import { QueueReader } from './queue-reader.js';
 import { PeerSupervisor } from './peer-supervisor.js';
 import { supervisedPeers } from './supervised-peers.js';
 
@@ -68,6 +69,7 @@ export function createFederation(deps: FederationDeps): Federation {
     publicUrl: deps.config.publicUrl,
     federationCaFile: deps.config.federationCaFile,
     appendInternal: deps.appendInternal,
+    reader: new QueueReader(deps.pool),
     ...(deps.observer ? { observer: deps.observer } : {}),
     peers: supervisedPeers(deps.peers),
     leases: () => keeper,

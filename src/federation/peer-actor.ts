@@ -22,6 +22,7 @@ import { peerStateChangedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import { PeerDelivery } from './peer-delivery.js';
 import { PeerHttp } from './peer-http.js';
+import type { QueueReader } from './queue-reader.js';
 import type { SupervisedPeer } from './supervised-peers.js';
 import { lockTeamRow } from './team-lock.js';
 import { TokenBucket } from './token-bucket.js';
@@ -35,6 +36,8 @@ export interface PeerActorDeps {
   /** Stores an internal event on `client`, in the caller's transaction (with the state it reports). */
   readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
   readonly observer?: PeerDeliveryObserver;
+  /** The node's queue reader, shared by its actors. */
+  readonly reader: QueueReader;
   /** The actor cannot go on under this lease: `lost` (taken over) or trouble on our side. */
   readonly ended: (peerId: string, why: 'lease-lost' | 'node-trouble', err: unknown) => void;
 }
@@ -103,6 +106,7 @@ export class PeerActor {
       http: () => this.http,
       bucket: this.bucket,
       appendInternal: deps.appendInternal,
+      reader: deps.reader,
       ...(deps.observer ? { observer: deps.observer } : {}),
     });
     this.actor = createActor(machine, {

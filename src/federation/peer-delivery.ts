@@ -23,6 +23,7 @@ import { deliveryFailedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import type { PeerHttp, PeerResponse } from './peer-http.js';
 import { stampedCopyText } from './provenance.js';
+import type { QueueReader, QueueRow } from './queue-reader.js';
 import { lockTeamRow } from './team-lock.js';
 import type { TokenBucket } from './token-bucket.js';
 
@@ -103,17 +104,11 @@ export interface DeliveryDeps {
   readonly appendInternal: (client: PoolClient, teamId: number, event: NormalizedEvent) => Promise<unknown>;
   /** Told of every delivery request's outcome, size and round trip (metrics). */
   readonly observer?: PeerDeliveryObserver;
+  /** Reads the head of the queue, together with other actors' reads (queue-reader.ts). */
+  readonly reader: QueueReader;
 }
 
-interface Row {
-  id: number;
-  event_seq: number;
-  event_id: string;
-  event_source: string;
-  event_type: string;
-  attempts: number;
-  json: string;
-}
+type Row = QueueRow;
 
 type Answer = { kind: 'answer'; response: PeerResponse } | { kind: 'error'; message: string };
 
@@ -331,23 +326,8 @@ export class PeerDelivery {
    * The head of the queue above `afterSeq` (0: from the bottom), without `exclude` (rows in
    * flight, or delivered and still being marked).
    */
-  private async nextRows(limit: number, exclude: number[], afterSeq: number): Promise<Row[]> {
-    // The head of the peer's partial index, then each event by its key: a plan the planner cannot
-    // turn into a (parallel) scan of either table, however deep the queue. Named, like MARK:
-    // parsed and planned once per connection, where planning each read took 0.26 ms of
-    // Postgres CPU, four times running it (16 rows: 0.33 → 0.07 ms per read).
-    const result = await this.deps.pool.query<Row>({
-      name: 'kite_peer_queue_read',
-      text: `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
-         FROM (SELECT id, team_id, event_seq, event_id, event_source, event_type, attempts
-                 FROM federation_deliveries
-                WHERE peer_id = $1 AND status = 'pending' AND event_seq > $4 AND NOT (id = ANY ($3::bigint[]))
-                ORDER BY event_seq LIMIT $2) d
-        CROSS JOIN LATERAL (SELECT event::text AS json FROM events WHERE team_id = d.team_id AND seq = d.event_seq) e
-        ORDER BY d.event_seq`,
-      values: [this.deps.peer().id, limit, exclude, afterSeq],
-    });
-    return result.rows;
+  private nextRows(limit: number, exclude: number[], afterSeq: number): Promise<Row[]> {
+    return this.deps.reader.read({ peerId: this.deps.peer().id, limit, exclude, afterSeq });
   }
 
   private async rowsById(ids: number[]): Promise<Row[]> {

@@ -1,0 +1,113 @@
+/**
+ * Reads the head of peers' queues for all of a node's actors, several reads in one statement.
+ *
+ * With many peers each request carries about one event, and each read was its own round trip
+ * through the pool (a third of a node's statements; pg's pool and protocol were ~25 % of its CPU
+ * at 100 peers × 10 ev/s). An append's notification wakes the actors of all the peers it fed at
+ * once, so their reads come together. Like group commit: a read goes out at once when fewer than
+ * MAX_IN_FLIGHT are running, so a lone actor waits for nothing; reads asked for meanwhile go
+ * together in the next statement. The price: the reads of one statement wait for its slowest, a
+ * queue whose index head is full of dead entries after a large drain (~10 ms once, until Postgres
+ * has flagged them); the reads themselves stay per peer (LATERAL … LIMIT).
+ */
+import type { Pool } from '../db/pool.js';
+
+/** One queued delivery and its event's stored text. */
+export interface QueueRow {
+  id: number;
+  event_seq: number;
+  event_id: string;
+  event_source: string;
+  event_type: string;
+  attempts: number;
+  json: string;
+}
+
+export interface QueueRead {
+  readonly peerId: string;
+  readonly limit: number;
+  /** Rows in flight, or delivered and still being marked: not read again. */
+  readonly exclude: readonly number[];
+  /** Read above this event seq (0: from the bottom of the queue). */
+  readonly afterSeq: number;
+}
+
+interface Waiting {
+  readonly read: QueueRead;
+  readonly resolve: (rows: QueueRow[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+const MAX_IN_FLIGHT = 2;
+/**
+ * Rows asked for per statement at most (one read always goes, whatever its limit): 200 busy peers
+ * reading full batches of 500 at once would otherwise make one answer of 100 MB.
+ */
+const MAX_ROWS = 2_000;
+
+/**
+ * For each read, the head of the peer's partial index, then each event by its key: a plan the
+ * planner cannot turn into a scan of either table, however deep a queue (LATERAL … LIMIT runs per
+ * read, through the index). `excluded` is an array literal per read (`{1,2}`): unnest cannot
+ * carry a ragged array of arrays. Named: parsed and planned once per connection.
+ */
+const READ = {
+  name: 'kite_peer_queue_reads',
+  text: `SELECT r.n::int AS n, d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
+     FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[]) WITH ORDINALITY AS r (peer_id, lim, after_seq, excluded, n)
+    CROSS JOIN LATERAL (
+      SELECT id, team_id, event_seq, event_id, event_source, event_type, attempts
+        FROM federation_deliveries
+       WHERE peer_id = r.peer_id AND status = 'pending' AND event_seq > r.after_seq AND NOT (id = ANY (r.excluded::bigint[]))
+       ORDER BY event_seq LIMIT r.lim) d
+    CROSS JOIN LATERAL (SELECT event::text AS json FROM events WHERE team_id = d.team_id AND seq = d.event_seq) e
+    ORDER BY r.n, d.event_seq`,
+} as const;
+
+export class QueueReader {
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+
+  constructor(private readonly pool: Pool) {}
+
+  /** The head of one peer's queue, in event seq order. */
+  read(read: QueueRead): Promise<QueueRow[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ read, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
+      let take = 1;
+      let rows = this.waiting[0]!.read.limit;
+      while (take < this.waiting.length && rows + this.waiting[take]!.read.limit <= MAX_ROWS) rows += this.waiting[take++]!.read.limit;
+      const batch = this.waiting.splice(0, take);
+      this.inFlight++;
+      this.run(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async run(batch: Waiting[]): Promise<void> {
+    try {
+      const result = await this.pool.query<QueueRow & { n: number }>({
+        ...READ,
+        values: [
+          batch.map((w) => w.read.peerId),
+          batch.map((w) => w.read.limit),
+          batch.map((w) => w.read.afterSeq),
+          batch.map((w) => `{${w.read.exclude.join(',')}}`),
+        ],
+      });
+      const rows: QueueRow[][] = batch.map(() => []);
+      for (const { n, ...row } of result.rows) rows[n - 1]!.push(row);
+      batch.forEach((w, i) => w.resolve(rows[i]!));
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+    }
+  }
+}
