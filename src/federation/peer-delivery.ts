@@ -38,16 +38,24 @@ const STAMP_BYTES = 512;
 
 /**
  * "Still pending", for statements that find deliveries by ID. Not `= 'pending'`: that matches the
- * queue index's predicate, and the statement's generic plan (named statements are planned once)
+ * queue index's predicate, and a generic plan (made without the values, as named statements' are)
  * then ANDs a scan of that whole index, every pending delivery of every peer, with the primary key
  * lookup. With 1,000 peers and 6,000 pending, each mark of one event read 210 buffers (2 ms);
  * draining one peer's backlog of 100,000, each mark walked the backlog.
  */
 export const STILL_PENDING = "NOT IN ('delivered', 'dead_lettered', 'discarded')";
 
+/**
+ * Statements that find deliveries by ID (`id = ANY ($1)`) are not named: they are planned at every
+ * execution. While the outbox is a few pages a sequential scan is the cheaper plan for them, and a
+ * named statement keeps the generic plan it made then for the life of its connection (until the
+ * table's next ANALYZE): on a fresh database every mark scanned the whole outbox as it grew (isolation
+ * bench: 180–325 buffers and 1.0–1.8 ms a mark, the largest user of A's Postgres). Planned each
+ * time: 32 buffers, 0.2 ms to run plus 0.2 ms to plan.
+ */
+
 /** A retried batch's rows, by delivery ID, if every one is still pending (`$1` the IDs). */
 export const ROWS_BY_ID = {
-  name: 'kite_peer_rows_by_id',
   text: `SELECT d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.event::text AS json
      FROM federation_deliveries d JOIN events e ON e.team_id = d.team_id AND e.seq = d.event_seq
     WHERE d.id = ANY ($1::bigint[]) AND d.status ${STILL_PENDING}
@@ -56,11 +64,9 @@ export const ROWS_BY_ID = {
 
 /**
  * Marks deliveries that are still pending, fenced by the lease: `$1` IDs, `$2` the new status,
- * `$3` HTTP status, `$4` error, `$5` refused alone, `$6` peer, `$7` fence. Named, so parsed and
- * planned once per connection.
+ * `$3` HTTP status, `$4` error, `$5` refused alone, `$6` peer, `$7` fence. Not named (see above).
  */
 export const MARK = {
-  name: 'kite_peer_mark',
   text: `WITH ${fenceCheck(6, 7)},
    marked AS (
      UPDATE federation_deliveries

@@ -1,9 +1,11 @@
 /**
  * The peer actor's statements that find deliveries by ID (the mark, and the re-read of a retried
  * batch) on a real database with a realistic outbox: history delivered, a queue pending for many
- * peers. Named statements get a generic plan, planned without the values; written with
- * `status = 'pending'`, that plan ANDed a scan of the whole queue index (every pending delivery of
- * every peer) with the primary key lookup: 210 buffers to mark one event with 1,000 peers.
+ * peers, under `plan_cache_mode = force_generic_plan`: the plan made without the values, which the
+ * statements had while they were named (they are planned at every execution now, see
+ * delivery-statement-staleness.test.ts). Written with `status = 'pending'`, that plan ANDed a scan
+ * of the whole queue index (every pending delivery of every peer) with the primary key lookup: 210
+ * buffers to mark one event with 1,000 peers.
  * Counting the queue index's scans inside the transaction (pg_stat_get_xact_numscans) tells the
  * plans apart without timing.
  */
