@@ -13,6 +13,7 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import type { PeerDeliveryObserver } from '../observability/federation-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
+import { DeliveredMarks } from './delivered-marks.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { LeaseStore } from './lease-store.js';
 import type { PeerStore } from './peer-store.js';
@@ -70,6 +71,7 @@ export function createFederation(deps: FederationDeps): Federation {
     federationCaFile: deps.config.federationCaFile,
     appendInternal: deps.appendInternal,
     reader: new QueueReader(deps.pool),
+    marks: new DeliveredMarks(deps.pool),
     ...(deps.observer ? { observer: deps.observer } : {}),
     peers: supervisedPeers(deps.peers),
     leases: () => keeper,

@@ -18,6 +18,7 @@ import { inTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { PeerDeliveryObserver } from '../observability/federation-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { NormalizedEvent } from '../providers/types.js';
+import type { DeliveredMarks } from './delivered-marks.js';
 import { peerStateChangedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import { PeerDelivery } from './peer-delivery.js';
@@ -38,6 +39,8 @@ export interface PeerActorDeps {
   readonly observer?: PeerDeliveryObserver;
   /** The node's queue reader, shared by its actors. */
   readonly reader: QueueReader;
+  /** The node's marks of delivered batches, shared by its actors. */
+  readonly marks: DeliveredMarks;
   /** The actor cannot go on under this lease: `lost` (taken over) or trouble on our side. */
   readonly ended: (peerId: string, why: 'lease-lost' | 'node-trouble', err: unknown) => void;
 }
@@ -107,6 +110,7 @@ export class PeerActor {
       bucket: this.bucket,
       appendInternal: deps.appendInternal,
       reader: deps.reader,
+      marks: deps.marks,
       ...(deps.observer ? { observer: deps.observer } : {}),
     });
     this.actor = createActor(machine, {

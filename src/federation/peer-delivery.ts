@@ -19,6 +19,7 @@ import type { NormalizedEvent } from '../providers/types.js';
 import { signStandard } from '../providers/standard-signature.js';
 import { requestOutcome, type PeerDeliveryObserver } from '../observability/federation-metrics.js';
 import { answerKind } from './answer-kind.js';
+import type { DeliveredMarks } from './delivered-marks.js';
 import { deliveryFailedEvent } from './internal-events.js';
 import { fenceCheck, LeaseLostError } from './lease-store.js';
 import type { PeerHttp, PeerResponse } from './peer-http.js';
@@ -63,27 +64,18 @@ export const ROWS_BY_ID = {
 } as const;
 
 /**
- * Marks deliveries that are still pending, fenced by the lease: `$1` IDs, `$2` the new status,
- * `$3` HTTP status, `$4` error, `$5` refused alone, `$6` peer, `$7` fence. Not named (see above).
+ * Marks deliveries that are still pending as retried (`pending`) or held (`dead_lettered`), fenced
+ * by the lease, under a lock on it: `$1` IDs, `$2` the new status, `$3` HTTP status, `$4` error,
+ * `$5` refused alone, `$6` peer, `$7` fence. Not named (see above). Delivered batches are marked
+ * together with other actors' (delivered-marks.ts).
  */
 export const MARK = {
   text: `WITH ${fenceCheck(6, 7)},
    marked AS (
      UPDATE federation_deliveries
-        SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4, refused_alone = $5,
-            delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END
+        SET status = $2, attempts = attempts + 1, last_status_code = $3, last_error = $4, refused_alone = $5
       WHERE id = ANY ($1::bigint[]) AND status ${STILL_PENDING} AND EXISTS (SELECT 1 FROM lease)
      RETURNING 1
-   ),
-   -- The peer's delivered counter and this minute's count (migration 0005), with the mark.
-   counted AS (
-     UPDATE peers SET delivered = delivered + (SELECT count(*) FROM marked)
-      WHERE id = $6 AND $2 = 'delivered' AND EXISTS (SELECT 1 FROM marked)
-   ),
-   per_minute AS (
-     INSERT INTO peer_delivery_minutes (peer_id, minute, delivered)
-     SELECT $6, date_trunc('minute', now()), count(*) FROM marked HAVING $2 = 'delivered' AND count(*) > 0
-     ON CONFLICT (peer_id, minute) DO UPDATE SET delivered = peer_delivery_minutes.delivered + EXCLUDED.delivered
    )
    SELECT (SELECT count(*) FROM lease)::int AS owned, (SELECT count(*) FROM marked)::int AS marked`,
 } as const;
@@ -112,6 +104,8 @@ export interface DeliveryDeps {
   readonly observer?: PeerDeliveryObserver;
   /** Reads the head of the queue, together with other actors' reads (queue-reader.ts). */
   readonly reader: QueueReader;
+  /** Marks delivered batches, together with other actors' marks (delivered-marks.ts). */
+  readonly marks: DeliveredMarks;
 }
 
 type Row = QueueRow;
@@ -269,7 +263,7 @@ export class PeerDelivery {
     this.deps.observer?.requestFinished(peer, requestOutcome(kind, batch.length), batch.length, (performance.now() - started) / 1000);
     await this.settle();
     if (outcome.tag === 'delivered') {
-      const done = this.mark(batch, 'delivered', status, null);
+      const done = this.markDelivered(batch, status);
       done.catch(() => {}); // settled (and its error thrown) by the next settle()
       this.marking = { ids: batch.map((r) => r.id), done };
       return outcome;
@@ -345,11 +339,18 @@ export class PeerDelivery {
     return result.rows.length === ids.length ? result.rows : [];
   }
 
+  /** A delivered batch's mark, with other actors' (delivered-marks.ts); fenced like mark(). */
+  private async markDelivered(batch: Row[], statusCode: number | null): Promise<void> {
+    const peerId = this.deps.peer().id;
+    const { owned } = await this.deps.marks.mark({ peerId, fence: this.deps.fence, ids: batch.map((r) => r.id), statusCode });
+    if (!owned) throw new LeaseLostError(peerId);
+  }
+
   /**
    * `refusedAlone`: dead-lettered on its own (a 4xx to this event), held until a redrive.
    * Fenced: throws LeaseLostError, changing nothing, when another node has taken the peer over.
    */
-  private async mark(batch: Row[], status: 'delivered' | 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false, db: Pool | PoolClient = this.deps.pool): Promise<void> {
+  private async mark(batch: Row[], status: 'pending' | 'dead_lettered', statusCode: number | null, error: string | null, refusedAlone = false, db: Pool | PoolClient = this.deps.pool): Promise<void> {
     const peerId = this.deps.peer().id;
     const result = await db.query<{ owned: number }>({
       ...MARK,

@@ -1,5 +1,5 @@
 /**
- * The mark and the re-read of a retried batch find deliveries by ID, `id = ANY ($1)`. While the
+ * The marks and the re-read of a retried batch find deliveries by ID, `id = ANY ($1)`. While the
  * outbox is a few pages, a sequential scan is the cheaper plan for that, and a named statement
  * keeps the generic plan it made then for the life of its connection (until an ANALYZE of the
  * table): on a fresh database every mark went on scanning the whole outbox as it grew. In the
@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MARK_DELIVERED } from '../../src/federation/delivered-marks.js';
 import { MARK, ROWS_BY_ID } from '../../src/federation/peer-delivery.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -58,7 +59,7 @@ async function outboxSeqScans(): Promise<number> {
 }
 
 describe('the peer actor\'s statements by delivery ID, as the outbox grows', () => {
-  it('delivery statements - a mark and a re-read on a grown outbox do not scan it, whatever ran while it was small', async () => {
+  it('delivery statements - marks and a re-read on a grown outbox do not scan it, whatever ran while it was small', async () => {
     await client.query('BEGIN');
     try {
       const [team] = (await client.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('acme') RETURNING id::int AS id`)).rows;
@@ -75,19 +76,21 @@ describe('the peer actor\'s statements by delivery ID, as the outbox grows', () 
       for (let i = 0; i < 10; i++) {
         const [id] = await pendingIds(1);
         await client.query({ ...ROWS_BY_ID, values: [[id]] });
-        const marked = await client.query({ ...MARK, values: [[id], 'delivered', 200, null, false, peerId, FENCE] });
-        expect(marked.rows[0]).toEqual({ owned: 1, marked: 1 });
+        const retried = await client.query({ ...MARK, values: [[id], 'pending', 500, 'HTTP 500', false, peerId, FENCE] });
+        const delivered = await client.query({ ...MARK_DELIVERED, values: [[peerId], [FENCE], [200], [id], [1]] });
+        expect([retried.rows[0], delivered.rows[0]]).toEqual([{ owned: 1, marked: 1 }, { n: 1, owned: true, marked: 1 }]);
       }
       await addDeliveries(101, 60_000);
 
       const before = await outboxSeqScans();
       const ids = await pendingIds(2);
       const reread = await client.query({ ...ROWS_BY_ID, values: [ids] });
-      const marked = await client.query({ ...MARK, values: [ids, 'delivered', 200, null, false, peerId, FENCE] });
+      const retried = await client.query({ ...MARK, values: [ids, 'pending', 500, 'HTTP 500', false, peerId, FENCE] });
+      const delivered = await client.query({ ...MARK_DELIVERED, values: [[peerId], [FENCE], [200], ids, [1, 1]] });
       const after = await outboxSeqScans();
 
       expect(reread.rows.map((r: { id: string }) => Number(r.id))).toEqual(ids);
-      expect(marked.rows[0]).toEqual({ owned: 1, marked: 2 });
+      expect([retried.rows[0], delivered.rows[0]]).toEqual([{ owned: 1, marked: 2 }, { n: 1, owned: true, marked: 2 }]);
       expect(after - before).toBe(0);
     } finally {
       await client.query('ROLLBACK');

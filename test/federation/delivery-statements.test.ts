@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MARK_DELIVERED } from '../../src/federation/delivered-marks.js';
 import { MARK, ROWS_BY_ID } from '../../src/federation/peer-delivery.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -77,28 +78,43 @@ async function pendingIds(peer: string, count: number): Promise<number[]> {
 }
 
 describe('the peer actor\'s statements by delivery ID', () => {
-  it('delivery statements - marking delivered reads the rows by primary key, never the whole queue, and still skips rows no longer pending', async () => {
+  it('delivery statements - marking a batch retried or held reads the rows by primary key, never the whole queue, and still skips rows no longer pending', async () => {
     const [first, second, third] = await pendingIds(peerId, 3);
     const { result, queueIndexScans } = await withGenericPlans(async (client) => {
-      await client.query(`UPDATE federation_deliveries SET status = 'dead_lettered' WHERE id = $1`, [third]);
+      await client.query(`UPDATE federation_deliveries SET status = 'delivered' WHERE id = $1`, [third]);
       const answers = [];
-      for (const ids of [[first!], [second!, third!]]) {
-        answers.push((await client.query({ ...MARK, values: [ids, 'delivered', 200, null, false, peerId, FENCE] })).rows[0]);
+      for (const [ids, status] of [[[first!], 'pending'], [[second!, third!], 'dead_lettered']] as const) {
+        answers.push((await client.query({ ...MARK, values: [ids, status, 500, 'HTTP 500', false, peerId, FENCE] })).rows[0]);
       }
-      const statuses = await client.query<{ status: string }>(`SELECT status FROM federation_deliveries WHERE id = ANY ($1) ORDER BY id`, [[first, second, third]]);
-      const [{ delivered }] = (await client.query<{ delivered: string }>(`SELECT delivered FROM peers WHERE id = $1`, [peerId])).rows as [{ delivered: string }];
-      return { answers, statuses: statuses.rows.map((r) => r.status), delivered: Number(delivered) };
+      const rows = await client.query<{ status: string; attempts: number }>(`SELECT status, attempts FROM federation_deliveries WHERE id = ANY ($1) ORDER BY id`, [[first, second, third]]);
+      return { answers, rows: rows.rows };
     });
     expect(queueIndexScans).toBe(0);
     expect(result.answers).toEqual([{ owned: 1, marked: 1 }, { owned: 1, marked: 1 }]);
-    // The held row was not pending: the mark left it alone.
-    expect(result.statuses).toEqual(['delivered', 'delivered', 'dead_lettered']);
-    expect(result.delivered).toBe(2);
+    // The delivered row was not pending: the mark left it alone.
+    expect(result.rows).toEqual([{ status: 'pending', attempts: 1 }, { status: 'dead_lettered', attempts: 1 }, { status: 'delivered', attempts: 0 }]);
+  });
+
+  it('delivery statements - marking delivered batches of several peers reads the rows by primary key, never the whole queue', async () => {
+    const mine = await pendingIds(peerId, 2);
+    const others = await pendingIds(otherPeerId, 2);
+    const { result, queueIndexScans } = await withGenericPlans(async (client) => {
+      const answer = await client.query({
+        ...MARK_DELIVERED,
+        // The other peer has no lease: its mark is refused, this one's goes through.
+        values: [[peerId, otherPeerId], [FENCE, FENCE], [200, 200], [...mine, ...others], [1, 1, 2, 2]],
+      });
+      const statuses = await client.query<{ status: string }>(`SELECT status FROM federation_deliveries WHERE id = ANY ($1) ORDER BY id`, [[...mine, ...others]]);
+      return { answer: answer.rows, statuses: statuses.rows.map((r) => r.status) };
+    });
+    expect(queueIndexScans).toBe(0);
+    expect(result.answer).toEqual([{ n: 1, owned: true, marked: 2 }, { n: 2, owned: false, marked: 0 }]);
+    expect(result.statuses).toEqual(['delivered', 'delivered', 'pending', 'pending']);
   });
 
   it('delivery statements - a stale fence marks nothing', async () => {
     const [id] = await pendingIds(peerId, 1);
-    const { result } = await withGenericPlans(async (client) => (await client.query({ ...MARK, values: [[id], 'delivered', 200, null, false, peerId, FENCE + 1] })).rows[0]);
+    const { result } = await withGenericPlans(async (client) => (await client.query({ ...MARK, values: [[id], 'pending', 500, 'HTTP 500', false, peerId, FENCE + 1] })).rows[0]);
     expect(result).toEqual({ owned: 0, marked: 0 });
     expect(await pendingIds(peerId, 1)).toEqual([id]);
   });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseKeeper, type LeaseHolder } from '../../src/federation/lease-keeper.js';
 import { LeaseStore, type HeldLease } from '../../src/federation/lease-store.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -16,7 +16,7 @@ let peerIds: string[];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  pool = createTestPool(db.url, 4);
   const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('keeper') RETURNING id::int AS id`);
   const rows = await db.query<{ id: string }>(
     `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PendingSweep, type SweptActors } from '../../src/federation/pending-sweep.js';
 import { createLogger } from '../../src/observability/logger.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -16,7 +16,7 @@ const peer = { pending: randomUUID(), delivered: randomUUID(), held: randomUUID(
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  pool = createTestPool(db.url, 2);
   const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('sweep') RETURNING id::int AS id`);
   let n = 0;
   for (const id of Object.values(peer)) {

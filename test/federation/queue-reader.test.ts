@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueReader } from '../../src/federation/queue-reader.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -17,7 +17,7 @@ const pendingIds = new Map<string, number[]>();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  pool = createTestPool(db.url, 4);
   const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('reader') RETURNING id::int AS id`);
   for (const [i, id] of peers.entries()) {
     await db.query(

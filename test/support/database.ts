@@ -14,6 +14,18 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/**
+ * A pool on a test database whose connections may be cut by its drop: pool.end() resolves once
+ * its clients are told to end, not once they have, and `DROP DATABASE … WITH (FORCE)` then
+ * terminates those still closing. Their error (57P01) would otherwise be uncaught.
+ */
+export function createTestPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  return pool;
+}
+
 /** A database cloned from the migrated template, or an empty one with `{ empty: true }`. */
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const serverUrl = inject('serverUrl');
@@ -28,8 +40,7 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
     await admin.end();
   }
   const url = withDatabase(serverUrl, name);
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
-  pool.on('error', () => {}); // the drop below terminates whatever is still connected
+  const pool = createTestPool(url, 2);
   return {
     url,
     name,

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { buildStatusSnapshot, RATE_MINUTES, type StatusScope, type StatusSnapshot } from '../../src/ui/status-snapshot.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
 import { peerKey } from '../support/federation.js';
 import { ADMIN_TOKEN, expectStatus, startTestKite, type TestKite } from '../support/kite.js';
 import { sendStripe, STRIPE_SECRET } from '../support/webhooks.js';
@@ -169,7 +169,7 @@ describe('status page - snapshot numbers', () => {
     await db.query(`UPDATE peers SET state = 'backing-off', attempts = 3, last_error = 'connect ECONNREFUSED' WHERE id = $1`, [acmePeerId]);
     const pending = rows.length - 4;
 
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const pool = createTestPool(db.url, 2);
     const snapshot = await buildStatusSnapshot({
       pool,
       instance: { instanceId: 'kite-local', publicUrl: 'http://kite.test', version: '0' },
