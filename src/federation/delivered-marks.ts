@@ -18,7 +18,6 @@
  * stops (LeaseLostError).
  */
 import type { Pool } from '../db/pool.js';
-import { STILL_PENDING } from './peer-delivery.js';
 
 export interface DeliveredMark {
   readonly peerId: string;
@@ -48,39 +47,12 @@ const MAX_IDS = 5_000;
 
 /**
  * `$1`–`$3` one entry per mark (peer, fence, status code), `$4`/`$5` one per delivery ID with its
- * mark's number. Not named: planned at every execution, so a plan made while the outbox was a
- * few pages (a sequential scan is the cheaper plan then) never outlives it (see peer-delivery.ts).
- * The counters (migration 0005) take one row per peer, as the single mark's did.
+ * mark's number. The function (migration 0008) plans its statement once per connection and never
+ * as a scan: planned at every execution, the statement's plan cost more than running it.
  */
 export const MARK_DELIVERED = {
-  text: `WITH input AS (
-     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r (peer_id, fence, status_code, n)
-   ),
-   owned AS (
-     SELECT r.n FROM input r JOIN peer_leases l ON l.peer_id = r.peer_id AND l.fence = r.fence
-   ),
-   marked AS (
-     UPDATE federation_deliveries d
-        SET status = 'delivered', attempts = d.attempts + 1, last_status_code = r.status_code, last_error = NULL,
-            refused_alone = false, delivered_at = now()
-       FROM unnest($4::bigint[], $5::int[]) AS i (id, n)
-       JOIN input r ON r.n = i.n
-      WHERE d.id = i.id AND d.peer_id = r.peer_id AND d.status ${STILL_PENDING}
-        AND r.n IN (SELECT n FROM owned)
-     RETURNING d.peer_id, i.n
-   ),
-   per_mark AS (SELECT n, count(*)::int AS marked FROM marked GROUP BY n),
-   per_peer AS (SELECT peer_id, count(*)::int AS marked FROM marked GROUP BY peer_id),
-   counted AS (
-     UPDATE peers p SET delivered = p.delivered + c.marked FROM per_peer c WHERE p.id = c.peer_id
-   ),
-   per_minute AS (
-     INSERT INTO peer_delivery_minutes (peer_id, minute, delivered)
-     SELECT peer_id, date_trunc('minute', now()), marked FROM per_peer
-     ON CONFLICT (peer_id, minute) DO UPDATE SET delivered = peer_delivery_minutes.delivered + EXCLUDED.delivered
-   )
-   SELECT r.n::int AS n, r.n IN (SELECT n FROM owned) AS owned, coalesce(m.marked, 0) AS marked
-     FROM input r LEFT JOIN per_mark m ON m.n = r.n`,
+  name: 'kite_mark_delivered',
+  text: 'SELECT n, owned, marked FROM kite_mark_delivered($1::uuid[], $2::bigint[], $3::int[], $4::bigint[], $5::int[])',
 } as const;
 
 export class DeliveredMarks {

@@ -46,22 +46,16 @@ const MAX_IN_FLIGHT = 2;
 const MAX_ROWS = 2_000;
 
 /**
- * For each read, the head of the peer's partial index, then each event by its key: a plan the
- * planner cannot turn into a scan of either table, however deep a queue (LATERAL … LIMIT runs per
- * read, through the index). `excluded` is an array literal per read (`{1,2}`): unnest cannot
- * carry a ragged array of arrays. Named: parsed and planned once per connection.
+ * For each read, the head of the peer's partial index, then each event by its key: the function
+ * (migration 0008) runs a plan that cannot become a scan of either table, however deep a queue,
+ * made once per connection (sent as a statement, it was planned at every execution: its generic
+ * plan looks dearer than a custom one, and planning cost three times running it). `excluded` is
+ * an array literal per read (`{1,2}`): unnest cannot carry a ragged array of arrays.
  */
 const READ = {
   name: 'kite_peer_queue_reads',
-  text: `SELECT r.n::int AS n, d.id, d.event_seq, d.event_id, d.event_source, d.event_type, d.attempts, e.json
-     FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::text[]) WITH ORDINALITY AS r (peer_id, lim, after_seq, excluded, n)
-    CROSS JOIN LATERAL (
-      SELECT id, team_id, event_seq, event_id, event_source, event_type, attempts
-        FROM federation_deliveries
-       WHERE peer_id = r.peer_id AND status = 'pending' AND event_seq > r.after_seq AND NOT (id = ANY (r.excluded::bigint[]))
-       ORDER BY event_seq LIMIT r.lim) d
-    CROSS JOIN LATERAL (SELECT event::text AS json FROM events WHERE team_id = d.team_id AND seq = d.event_seq) e
-    ORDER BY r.n, d.event_seq`,
+  text: `SELECT n, id, event_seq, event_id, event_source, event_type, attempts, event_json AS json
+     FROM kite_peer_queue_reads($1::uuid[], $2::int[], $3::bigint[], $4::text[])`,
 } as const;
 
 export class QueueReader {
