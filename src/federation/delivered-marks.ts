@@ -4,9 +4,8 @@
  * With many peers each request carries about one event, so each delivery was its own mark: its
  * own round trip, plan and commit. At 100 peers × 10 ev/s the marks were the largest user of
  * Postgres (5.6 s of statement time in 17 s, 0.4 ms each, half of it planning) and a third of a
- * node's statements. Like the queue reads (queue-reader.ts): a mark goes out at once when fewer
- * than MAX_IN_FLIGHT statements are running, so a lone actor waits for nothing; marks asked for
- * meanwhile go together in the next statement.
+ * node's statements. Like the queue reads (queue-reader.ts), they go together
+ * (statement-batcher.ts).
  *
  * Only `delivered` marks come here; the others (a retry's count, a dead letter) stay with their
  * actor, fenced under a lock on its lease (peer-delivery.ts). A delivered mark does not lock the
@@ -18,6 +17,7 @@
  * stops (LeaseLostError).
  */
 import type { Pool } from '../db/pool.js';
+import { StatementBatcher } from './statement-batcher.js';
 
 export interface DeliveredMark {
   readonly peerId: string;
@@ -35,12 +35,6 @@ export interface MarkResult {
   readonly marked: number;
 }
 
-interface Waiting {
-  readonly mark: DeliveredMark;
-  readonly resolve: (result: MarkResult) => void;
-  readonly reject: (err: unknown) => void;
-}
-
 const MAX_IN_FLIGHT = 2;
 /** Delivery IDs per statement at most (one mark always goes, whatever its size). */
 const MAX_IDS = 5_000;
@@ -56,54 +50,31 @@ export const MARK_DELIVERED = {
 } as const;
 
 export class DeliveredMarks {
-  private readonly waiting: Waiting[] = [];
-  private inFlight = 0;
+  private readonly batcher: StatementBatcher<DeliveredMark, MarkResult>;
 
-  constructor(private readonly pool: Pool) {}
+  constructor(private readonly pool: Pool) {
+    this.batcher = new StatementBatcher({ maxInFlight: MAX_IN_FLIGHT, maxWeight: MAX_IDS, weight: (mark) => mark.ids.length, run: (batch) => this.run(batch) });
+  }
 
   /** Marks one delivered batch; resolves once the statement that carried it committed. */
   mark(mark: DeliveredMark): Promise<MarkResult> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ mark, resolve, reject });
-      this.pump();
+    return this.batcher.submit(mark);
+  }
+
+  private async run(batch: readonly DeliveredMark[]): Promise<MarkResult[]> {
+    const ids: number[] = [];
+    const owners: number[] = [];
+    batch.forEach((mark, i) => {
+      for (const id of mark.ids) {
+        ids.push(id);
+        owners.push(i + 1);
+      }
     });
-  }
-
-  private pump(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
-      let take = 1;
-      let ids = this.waiting[0]!.mark.ids.length;
-      while (take < this.waiting.length && ids + this.waiting[take]!.mark.ids.length <= MAX_IDS) ids += this.waiting[take++]!.mark.ids.length;
-      const batch = this.waiting.splice(0, take);
-      this.inFlight++;
-      this.run(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private async run(batch: Waiting[]): Promise<void> {
-    try {
-      const ids: number[] = [];
-      const owners: number[] = [];
-      batch.forEach((w, i) => {
-        for (const id of w.mark.ids) {
-          ids.push(id);
-          owners.push(i + 1);
-        }
-      });
-      const result = await this.pool.query<{ n: number; owned: boolean; marked: number }>({
-        ...MARK_DELIVERED,
-        values: [batch.map((w) => w.mark.peerId), batch.map((w) => w.mark.fence), batch.map((w) => w.mark.statusCode), ids, owners],
-      });
-      const byMark = new Map(result.rows.map((r) => [r.n, r]));
-      batch.forEach((w, i) => {
-        const row = byMark.get(i + 1);
-        w.resolve({ owned: row?.owned ?? false, marked: row?.marked ?? 0 });
-      });
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-    }
+    const result = await this.pool.query<{ n: number; owned: boolean; marked: number }>({
+      ...MARK_DELIVERED,
+      values: [batch.map((m) => m.peerId), batch.map((m) => m.fence), batch.map((m) => m.statusCode), ids, owners],
+    });
+    const byMark = new Map(result.rows.map((r) => [r.n, r]));
+    return batch.map((_, i) => ({ owned: byMark.get(i + 1)?.owned ?? false, marked: byMark.get(i + 1)?.marked ?? 0 }));
   }
 }

@@ -4,13 +4,13 @@
  * With many peers each request carries about one event, and each read was its own round trip
  * through the pool (a third of a node's statements; pg's pool and protocol were ~25 % of its CPU
  * at 100 peers × 10 ev/s). An append's notification wakes the actors of all the peers it fed at
- * once, so their reads come together. Like group commit: a read goes out at once when fewer than
- * MAX_IN_FLIGHT are running, so a lone actor waits for nothing; reads asked for meanwhile go
- * together in the next statement. The price: the reads of one statement wait for its slowest, a
- * queue whose index head is full of dead entries after a large drain (~10 ms once, until Postgres
- * has flagged them); the reads themselves stay per peer (LATERAL … LIMIT).
+ * once, so their reads come together (statement-batcher.ts). The price: the reads of one
+ * statement wait for its slowest, a queue whose index head is full of dead entries after a large
+ * drain (~10 ms once, until Postgres has flagged them); the reads themselves stay per peer
+ * (LATERAL … LIMIT).
  */
 import type { Pool } from '../db/pool.js';
+import { StatementBatcher } from './statement-batcher.js';
 
 /** One queued delivery and its event's stored text. */
 export interface QueueRow {
@@ -30,12 +30,6 @@ export interface QueueRead {
   readonly exclude: readonly number[];
   /** Read above this event seq (0: from the bottom of the queue). */
   readonly afterSeq: number;
-}
-
-interface Waiting {
-  readonly read: QueueRead;
-  readonly resolve: (rows: QueueRow[]) => void;
-  readonly reject: (err: unknown) => void;
 }
 
 const MAX_IN_FLIGHT = 2;
@@ -59,49 +53,24 @@ const READ = {
 } as const;
 
 export class QueueReader {
-  private readonly waiting: Waiting[] = [];
-  private inFlight = 0;
+  private readonly batcher: StatementBatcher<QueueRead, QueueRow[]>;
 
-  constructor(private readonly pool: Pool) {}
+  constructor(private readonly pool: Pool) {
+    this.batcher = new StatementBatcher({ maxInFlight: MAX_IN_FLIGHT, maxWeight: MAX_ROWS, weight: (read) => read.limit, run: (batch) => this.run(batch) });
+  }
 
   /** The head of one peer's queue, in event seq order. */
   read(read: QueueRead): Promise<QueueRow[]> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ read, resolve, reject });
-      this.pump();
+    return this.batcher.submit(read);
+  }
+
+  private async run(batch: readonly QueueRead[]): Promise<QueueRow[][]> {
+    const result = await this.pool.query<QueueRow & { n: number }>({
+      ...READ,
+      values: [batch.map((r) => r.peerId), batch.map((r) => r.limit), batch.map((r) => r.afterSeq), batch.map((r) => `{${r.exclude.join(',')}}`)],
     });
-  }
-
-  private pump(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
-      let take = 1;
-      let rows = this.waiting[0]!.read.limit;
-      while (take < this.waiting.length && rows + this.waiting[take]!.read.limit <= MAX_ROWS) rows += this.waiting[take++]!.read.limit;
-      const batch = this.waiting.splice(0, take);
-      this.inFlight++;
-      this.run(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private async run(batch: Waiting[]): Promise<void> {
-    try {
-      const result = await this.pool.query<QueueRow & { n: number }>({
-        ...READ,
-        values: [
-          batch.map((w) => w.read.peerId),
-          batch.map((w) => w.read.limit),
-          batch.map((w) => w.read.afterSeq),
-          batch.map((w) => `{${w.read.exclude.join(',')}}`),
-        ],
-      });
-      const rows: QueueRow[][] = batch.map(() => []);
-      for (const { n, ...row } of result.rows) rows[n - 1]!.push(row);
-      batch.forEach((w, i) => w.resolve(rows[i]!));
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-    }
+    const rows: QueueRow[][] = batch.map(() => []);
+    for (const { n, ...row } of result.rows) rows[n - 1]!.push(row);
+    return rows;
   }
 }

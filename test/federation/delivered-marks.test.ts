@@ -9,6 +9,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveredMarks } from '../../src/federation/delivered-marks.js';
 import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
+import { insertPeerRow } from '../support/peer-rows.js';
+import { countingPool, failingOncePool } from '../support/pool-wrappers.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -20,11 +22,7 @@ beforeAll(async () => {
   pool = createTestPool(db.url, 4);
   const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('marks') RETURNING id::int AS id`);
   for (const [i, id] of peers.entries()) {
-    await db.query(
-      `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)
-       VALUES ($1, $2, $3, 'https://b.example', 'marks', '["x.*"]', 3, '{}', '{}', '{}', 'k1', 'k2')`,
-      [id, team!.id, `peer-${i}`],
-    );
+    await insertPeerRow(db.query, { id, teamId: team!.id, instanceId: `peer-${i}` });
     await db.query(`INSERT INTO peer_leases (peer_id, node_id, fence, expires_at) VALUES ($1, 'node-1', $2, now() + interval '1 hour')`, [id, fences[i]]);
   }
   // 60 events; event n goes to peer n % 3.
@@ -60,10 +58,8 @@ async function counters(): Promise<{ delivered: number[]; perMinute: number[] }>
 
 describe('delivered marks', () => {
   it('federation - marks asked for together share statements, and each marks its own rows, counted once, with the peer\'s answer', async () => {
-    let statements = 0;
-    // The real pool, counting the statements the marks go out in.
-    const counting = { query: (config: pg.QueryConfig) => (statements++, pool.query(config)) } as unknown as pg.Pool;
-    const marks = new DeliveredMarks(counting);
+    const counting = countingPool(pool);
+    const marks = new DeliveredMarks(counting.pool);
     const [p0, p1, p2] = peers as [string, string, string];
     const [a0, b0] = [await pendingIds(p0, 3), await pendingIds(p0, 6).then((ids) => ids.slice(3))];
     const a1 = await pendingIds(p1, 2);
@@ -77,7 +73,7 @@ describe('delivered marks', () => {
     ]);
     expect(results).toEqual([{ owned: true, marked: 3 }, { owned: true, marked: 2 }, { owned: true, marked: 4 }, { owned: true, marked: 3 }]);
     // Two went out at once; the two asked for meanwhile went together.
-    expect(statements).toBe(3);
+    expect(counting.statements).toBe(3);
     const rows = await db.query<{ id: string; status: string; attempts: number; last_status_code: number; delivered_at: Date | null }>(
       `SELECT id, status, attempts, last_status_code, delivered_at FROM federation_deliveries WHERE id = ANY ($1) ORDER BY id`,
       [[...a0, ...b0, ...a1, ...a2]],
@@ -99,9 +95,8 @@ describe('delivered marks', () => {
     const [held, fresh] = await pendingIds(p1, 2);
     await db.query(`UPDATE federation_deliveries SET status = 'dead_lettered' WHERE id = $1`, [held]);
     const before = await counters();
-    let statements = 0;
-    const counting = { query: (config: pg.QueryConfig) => (statements++, pool.query(config)) } as unknown as pg.Pool;
-    const marks = new DeliveredMarks(counting);
+    const counting = countingPool(pool);
+    const marks = new DeliveredMarks(counting.pool);
     // The first two go out alone (two statements in flight); these two then share the third.
     const first = [marks.mark({ peerId: p1, fence: fences[1]!, ids: [], statusCode: 200 }), marks.mark({ peerId: p1, fence: fences[1]!, ids: [], statusCode: 200 })];
     const results = await Promise.all([
@@ -109,7 +104,7 @@ describe('delivered marks', () => {
       marks.mark({ peerId: p1, fence: fences[1]!, ids: [held!, fresh!], statusCode: 200 }),
     ]);
     await Promise.all(first);
-    expect(statements).toBe(3);
+    expect(counting.statements).toBe(3);
     expect(results).toEqual([{ owned: false, marked: 0 }, { owned: true, marked: 1 }]);
     expect(await pendingIds(p0, 2)).toEqual(stale);
     const statuses = await db.query<{ status: string }>(`SELECT status FROM federation_deliveries WHERE id = ANY ($1) ORDER BY id`, [[held, fresh]]);
@@ -119,17 +114,7 @@ describe('delivered marks', () => {
   });
 
   it('federation - a failed statement rejects every mark in it, and the next marks go on', async () => {
-    let fail = true;
-    const flaky = {
-      // The real pool, whose first statement fails as a lost connection would.
-      query: (config: pg.QueryConfig) => {
-        if (fail) {
-          fail = false;
-          return Promise.reject(new Error('connection lost'));
-        }
-        return pool.query(config);
-      },
-    } as unknown as pg.Pool;
+    const flaky = failingOncePool(pool);
     const marks = new DeliveredMarks(flaky);
     const [, , p2] = peers as [string, string, string];
     const ids = await pendingIds(p2, 1);

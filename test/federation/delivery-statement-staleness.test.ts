@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARK_DELIVERED } from '../../src/federation/delivered-marks.js';
 import { MARK, ROWS_BY_ID } from '../../src/federation/peer-delivery.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { insertPeerRow } from '../support/peer-rows.js';
 
 let db: TestDatabase;
 let client: pg.Client;
@@ -64,11 +65,7 @@ describe('the peer actor\'s statements by delivery ID, as the outbox grows', () 
     try {
       const [team] = (await client.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('acme') RETURNING id::int AS id`)).rows;
       teamId = team!.id;
-      await client.query(
-        `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)
-         VALUES ($1, $2, 'kite-b', 'https://b.example', 'acme', '["stripe.*"]', 8, '{}', '{}', '{}', 'k1', 'k2')`,
-        [peerId, teamId],
-      );
+      await insertPeerRow((sql, params) => client.query(sql, params), { id: peerId, teamId, instanceId: 'kite-b', scopes: ['stripe.*'] });
       await client.query(`INSERT INTO peer_leases (peer_id, node_id, fence, expires_at) VALUES ($1, 'node-1', $2, now() + interval '1 hour')`, [peerId, FENCE]);
       // A fresh outbox: 100 deliveries, of which the actor marks 10 and re-reads
       // a batch 10 times, one at a time, as it would.

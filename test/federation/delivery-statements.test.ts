@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARK_DELIVERED } from '../../src/federation/delivered-marks.js';
 import { MARK, ROWS_BY_ID } from '../../src/federation/peer-delivery.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { insertPeerRow } from '../support/peer-rows.js';
 
 let db: TestDatabase;
 const peerId = randomUUID();
@@ -26,11 +27,7 @@ beforeAll(async () => {
   const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('acme') RETURNING id::int AS id`);
   const teamId = team!.id;
   for (const [id, instance] of [[peerId, 'kite-b'], [otherPeerId, 'kite-c']] as const) {
-    await db.query(
-      `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)
-       VALUES ($1, $2, $3, 'https://b.example', 'acme', '["stripe.*"]', 8, '{}', '{}', '{}', 'k1', 'k2')`,
-      [id, teamId, instance],
-    );
+    await insertPeerRow(db.query, { id, teamId, instanceId: instance, scopes: ['stripe.*'] });
   }
   await db.query(`INSERT INTO peer_leases (peer_id, node_id, fence, expires_at) VALUES ($1, 'node-1', $2, now() + interval '1 hour')`, [peerId, FENCE]);
   // 24,000 events: the first 20,000 delivered long ago (history), the rest pending, half of them

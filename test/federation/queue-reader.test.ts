@@ -8,6 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueReader } from '../../src/federation/queue-reader.js';
 import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
+import { insertPeerRow } from '../support/peer-rows.js';
+import { countingPool, failingOncePool } from '../support/pool-wrappers.js';
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -20,11 +22,7 @@ beforeAll(async () => {
   pool = createTestPool(db.url, 4);
   const [team] = await db.query<{ id: number }>(`INSERT INTO teams (slug) VALUES ('reader') RETURNING id::int AS id`);
   for (const [i, id] of peers.entries()) {
-    await db.query(
-      `INSERT INTO peers (id, team_id, instance_id, url, remote_team, scopes, max_hops, rate_limit, inbound_rate_limit, retry, outbound_key, inbound_key)
-       VALUES ($1, $2, $3, 'https://b.example', 'reader', '["x.*"]', 3, '{}', '{}', '{}', 'k1', 'k2')`,
-      [id, team!.id, `peer-${i}`],
-    );
+    await insertPeerRow(db.query, { id, teamId: team!.id, instanceId: `peer-${i}` });
   }
   // 30 events; event n goes to peer n % 3; every fifth delivery is already delivered.
   await db.query(
@@ -52,10 +50,8 @@ afterAll(async () => {
 
 describe('queue reader', () => {
   it('federation - reads asked for together share statements, and each gets its own peer\'s rows with its limit, floor and exclusions', async () => {
-    let statements = 0;
-    // The real pool, counting the statements the reader sends through it.
-    const counting = { query: (config: pg.QueryConfig) => (statements++, pool.query(config)) } as unknown as pg.Pool;
-    const reader = new QueueReader(counting);
+    const counting = countingPool(pool);
+    const reader = new QueueReader(counting.pool);
     const [p0, p1, p2] = peers as [string, string, string];
     const ids0 = pendingIds.get(p0)!;
     const ids1 = pendingIds.get(p1)!;
@@ -76,32 +72,21 @@ describe('queue reader', () => {
     expect(reads[0]!.map((r) => JSON.parse(r.json).id)).toEqual(reads[0]!.map((r) => r.event_id));
     for (const rows of reads) expect(rows.map((r) => Number(r.event_seq))).toEqual([...rows.map((r) => Number(r.event_seq))].sort((a, b) => a - b));
     // Two went out at once; the four asked for meanwhile went together.
-    expect(statements).toBe(3);
+    expect(counting.statements).toBe(3);
   });
 
   it('federation - a statement asks for at most 2,000 rows: large reads waiting together are split', async () => {
-    let statements = 0;
-    const counting = { query: (config: pg.QueryConfig) => (statements++, pool.query(config)) } as unknown as pg.Pool;
-    const reader = new QueueReader(counting);
+    const counting = countingPool(pool);
+    const reader = new QueueReader(counting.pool);
     const [p0] = peers as [string];
     const reads = await Promise.all(Array.from({ length: 6 }, () => reader.read({ peerId: p0, limit: 1_000, exclude: [], afterSeq: 0 })));
     for (const rows of reads) expect(rows.map((r) => Number(r.id))).toEqual(pendingIds.get(p0));
     // Two at once, then the four waiting two by two (2,000 rows each).
-    expect(statements).toBe(4);
+    expect(counting.statements).toBe(4);
   });
 
   it('federation - a failed statement rejects every read in it, and the next reads go on', async () => {
-    let fail = true;
-    const flaky = {
-      // The real pool, whose first statement fails as a lost connection would.
-      query: (config: pg.QueryConfig) => {
-        if (fail) {
-          fail = false;
-          return Promise.reject(new Error('connection lost'));
-        }
-        return pool.query(config);
-      },
-    } as unknown as pg.Pool;
+    const flaky = failingOncePool(pool);
     const reader = new QueueReader(flaky);
     const [p0] = peers as [string];
     await expect(reader.read({ peerId: p0, limit: 1, exclude: [], afterSeq: 0 })).rejects.toThrow('connection lost');
