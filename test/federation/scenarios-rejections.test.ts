@@ -142,10 +142,13 @@ describe('federation - the receiving side says no', () => {
     await stateChange(a, aPeerId, 'healthy', 'probe_succeeded', 5_000);
     let peer: any;
     try {
+      // The last batch may take the bucket's last token: the peer is then rate-limited (its bucket
+      // is empty, contract §6) until a token is back (10 ms at the default 100/s), and healthy once
+      // it finds nothing pending.
       peer = await until(async () => {
         const p = await getPeer(a, aPeerId);
-        return p.delivered === 301 ? p : undefined;
-      }, 'all 301 delivered', 5_000);
+        return p.delivered === 301 && p.state === 'healthy' ? p : undefined;
+      }, 'all 301 delivered and the peer healthy', 5_000);
     } catch (err) {
       peer = await getPeer(a, aPeerId);
       const held = await deliveries(a, aPeerId, 'dead_lettered');
