@@ -21,6 +21,7 @@ import { createPool } from './db/pool.js';
 import { PostgresEventReader } from './events/event-reader.js';
 import { eventRoutes } from './events/event-routes.js';
 import { createFederation } from './federation/federation.js';
+import { InboundRateLimiter, PostgresInboundBuckets } from './federation/inbound-rate-limit.js';
 import { federationSource, peerStateChangedEvent } from './federation/internal-events.js';
 import { readPeerQueueStats } from './federation/peer-queue-stats.js';
 import { PeerStore } from './federation/peer-store.js';
@@ -31,7 +32,7 @@ import { appendOn, EventAppender } from './ingest/event-appender.js';
 import { ingestRoutes, withDeadline } from './ingest/ingest-route.js';
 import { BroadcastHub } from './listen/broadcast-hub.js';
 import { CLOSE_GOING_AWAY } from './listen/listener-socket.js';
-import { peerDeliveryObserver, registerPeerGauges } from './observability/federation-metrics.js';
+import { peerDeliveryObserver, registerClusterGauge, registerPeerGauges } from './observability/federation-metrics.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
@@ -104,6 +105,9 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
       config, pool, logger, peers, observer: peerDeliveryObserver(metrics),
       appendInternal: (client, teamId, event) => appendOn(client, [{ teamId, event }], config.instanceId, internalSource),
     });
+    registerClusterGauge(metrics.registry, () => federation.liveNodes());
+    // A peer's inbound limit is shared with the instance's other nodes, when there are any.
+    const inboundLimiter = new InboundRateLimiter(new PostgresInboundBuckets(pool), { shareWhen: () => federation.liveNodes() > 1 });
     const teams = new TeamDirectory(pool);
     const sources = new SourceRegistry(pool);
     const notifications = new NotificationListener(database.url, logger);
@@ -172,7 +176,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     };
     const server = await startHttpServer(ctx, [
       ...opsRoutes(ctx), ...teamRoutes(ctx), ...keyRoutes(ctx), ...sourceRoutes(ctx), ...eventRoutes(ctx),
-      ...peerRoutes(ctx, peers), ...receiveRoutes(ctx, peers), ...ingestRoutes(ctx),
+      ...peerRoutes(ctx, peers), ...receiveRoutes(ctx, peers, inboundLimiter), ...ingestRoutes(ctx),
       ...uiRoutes(ctx),
     ]);
     const scheme = config.tls ? 'https' : 'http';

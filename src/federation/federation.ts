@@ -55,6 +55,8 @@ export interface Federation {
   leasesReleased(): void;
   /** Peer IDs whose actors run on this node. */
   runningPeers(): string[];
+  /** Live nodes of the instance, this one included, as of this node's last heartbeat. */
+  liveNodes(): number;
   /** The notification listener reconnected: what it missed is read again. */
   notificationsMissed(): void;
 }
@@ -99,6 +101,7 @@ export function createFederation(deps: FederationDeps): Federation {
     leasesReleased: () => keeper.nudge(),
     probeNow: (peerId) => supervisor.probeNow(peerId),
     runningPeers: () => supervisor.runningPeers(),
+    liveNodes: () => keeper.liveNodes(),
     notificationsMissed: () => supervisor.notificationsMissed(),
   };
 }

@@ -29,6 +29,8 @@ export class LeaseKeeper {
   private again = false;
   private stopped = false;
   private unreachable = false;
+  /** Live nodes of the instance, this one included, at the last heartbeat. */
+  private nodes = 1;
 
   constructor(
     private readonly store: LeaseStore,
@@ -36,6 +38,11 @@ export class LeaseKeeper {
     private readonly log: Logger,
     private readonly intervalMs: number,
   ) {}
+
+  /** Live nodes of the instance, this one included, as of the last heartbeat (1 before the first). */
+  liveNodes(): number {
+    return this.nodes;
+  }
 
   async start(): Promise<void> {
     this.nudge();
@@ -98,6 +105,7 @@ export class LeaseKeeper {
     }
     if (this.unreachable) this.log.info('database reachable again: claiming this node\'s share of the peers');
     this.unreachable = false;
+    this.nodes = beat.liveNodes;
     try {
       const renewed = new Map(beat.renewed.map((l) => [l.peerId, l.fence]));
       for (const [peerId, fence] of [...this.held]) {

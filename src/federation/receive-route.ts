@@ -20,7 +20,7 @@ import { parseCloudEvents } from '../providers/cloudevents.js';
 import { verifyStandardSignature } from '../providers/standard-signature.js';
 import type { NormalizedEvent } from '../providers/types.js';
 import { TEAM_SLUG } from '../teams/team-directory.js';
-import { InboundRateLimiter } from './inbound-rate-limit.js';
+import { InboundRateLimiter, PostgresInboundBuckets } from './inbound-rate-limit.js';
 import { federationSource } from './internal-events.js';
 import { generatePeerKey, inboundKeys } from './peer-keys.js';
 import type { PeerRecord } from './peer-record.js';
@@ -33,7 +33,7 @@ const NO_SUCH_PEER_KEY = generatePeerKey();
 
 const INSTANCE_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-export function receiveRoutes(ctx: AppContext, peers: PeerStore, limiter = new InboundRateLimiter()): Route[] {
+export function receiveRoutes(ctx: AppContext, peers: PeerStore, limiter = new InboundRateLimiter(new PostgresInboundBuckets(ctx.pool))): Route[] {
   peers.onPeerChanged((change) => {
     if (change.kind === 'deleted') limiter.forget(change.peerId);
   });
@@ -74,10 +74,10 @@ async function receive(
     visited = events.map((event) => checkProvenance(event, ctx.config.instanceId));
   } catch (err) {
     // A refused body still costs a token, so a peer cannot flood us with garbage for free.
-    limiter.take(peer.id, peer.inboundRateLimit, 1);
+    void limiter.take(peer.id, peer.inboundRateLimit, 1);
     throw err;
   }
-  limiter.take(peer.id, peer.inboundRateLimit, events.length);
+  void limiter.take(peer.id, peer.inboundRateLimit, events.length);
   // A probe from a peer we hold dead-lettered says it takes our requests again (it just accepted
   // an invite, or fixed its keys): probe it back now instead of in up to maxDelayMs.
   if (events.length === 0 && peer.state === 'dead-lettered') {

@@ -42,6 +42,12 @@ export class TokenBucket {
     this.tokens = Math.min(this.tokens, burst);
   }
 
+  /** Sets the tokens there now (a shared bucket's level, read back: inbound-rate-limit.ts). */
+  set(tokens: number): void {
+    this.refill();
+    this.tokens = Math.min(this.burst, tokens);
+  }
+
   private refill(): void {
     const now = this.now();
     const elapsed = (now - this.updatedAt) / 1000;

@@ -81,6 +81,18 @@ export interface PeerGaugeOptions {
  * One read serves every gauge of a scrape; a read still running is shared, never repeated, so a
  * hung database costs one query however often /metrics is scraped.
  */
+/** `kite_cluster_nodes`: the live nodes this node counted at its last heartbeat (every 1.5 s). */
+export function registerClusterGauge(registry: Registry, liveNodes: () => number): void {
+  new Gauge({
+    name: 'kite_cluster_nodes',
+    help: 'Live nodes of this instance, this one included, as this node counted them at its last heartbeat (every 1.5 s).',
+    registers: [registry],
+    collect() {
+      this.set(liveNodes());
+    },
+  });
+}
+
 export function registerPeerGauges(registry: Registry, load: () => Promise<readonly PeerQueueStats[]>, options: PeerGaugeOptions = {}): void {
   const cacheMs = options.cacheMs ?? 1000;
   const deadlineMs = options.deadlineMs ?? 2000;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedWithoutChange } from '../support/assertions.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectStatus, startTestKite, type ApiAnswer, type TestKite } from '../support/kite.js';
+import { sample, waitForMetrics } from '../support/metrics.js';
 import { Webhook } from 'standardwebhooks';
 
 const SELF = 'instance-a';
@@ -31,6 +32,8 @@ interface SendOptions {
   readonly when?: Date;
   readonly batch?: boolean;
   readonly team?: string;
+  /** Another node of the same instance (same database) to send to. */
+  readonly node?: TestKite;
 }
 
 function cloudEvent(fields: Record<string, unknown> = {}) {
@@ -54,7 +57,7 @@ function send(body: unknown, options: SendOptions = {}): Promise<ApiAnswer> {
   };
   const peer = 'peer' in options ? options.peer : 'instance-b';
   if (peer !== undefined) headers['kite-peer'] = peer;
-  return kite.api.as(undefined).post(`/hooks/${options.team ?? 'acme'}/kite`, text, headers);
+  return (options.node ?? kite).api.as(undefined).post(`/hooks/${options.team ?? 'acme'}/kite`, text, headers);
 }
 
 /** Polls `check` until true (a notification's effect, which has no other signal): at most 5 s. */
@@ -287,6 +290,41 @@ describe('federation - inbound rate limit', () => {
     // A probe is refused too while the bucket is empty, and other peers are not affected.
     await refused(() => send([], { peer: 'instance-slow', key: KEY_1 }), 429, 'rate_limited');
     expect((await send([cloudEvent()])).status).toBe(200);
+  });
+
+  it('federation - the limit holds across the instance\'s nodes: two nodes on one database admit the burst once between them, give or take a request', async () => {
+    const peer = await createPeer('acme', { instanceId: 'instance-spread', inboundKey: KEY_0, inboundRateLimit: { perSecond: 0.01, burst: 4 } });
+    const second = await startTestKite(db.url, { KITE_INSTANCE_ID: SELF });
+    try {
+      const nodes = [kite, second];
+      // A lone node keeps the limit to itself: each must know of the other first (its heartbeat).
+      for (const node of nodes) await waitForMetrics(node, (text) => sample(text, 'kite_cluster_nodes') === 2, 'both nodes counted');
+      const sharedLevel = async () => (await db.query<{ tokens: number }>('SELECT tokens FROM peer_inbound_buckets WHERE peer_id = $1', [peer.id]))[0]?.tokens;
+      // As a load balancer spreading requests would: alternately to each node. Each node admits
+      // from its own bucket and then takes from the shared one, in the background: each request
+      // waits for the previous one's take to reach the shared bucket.
+      const answers: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const before = await sharedLevel();
+        const answer = await send([cloudEvent()], { peer: 'instance-spread', key: KEY_0, node: nodes[i % 2] });
+        answers.push(answer.status);
+        if (answer.status === 200) await until(async () => (await sharedLevel()) !== before);
+      }
+      // Four from the burst, one more from the node that had not yet heard of the other's last
+      // take; buckets of their own would have admitted all eight.
+      expect(answers).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      expect(await sharedLevel()).toBeCloseTo(-1, 1);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('federation - a lone node keeps a peer\'s limit to itself: nothing is written to the shared bucket', async () => {
+    const peer = await createPeer('acme', { instanceId: 'instance-alone', inboundKey: KEY_1, inboundRateLimit: { perSecond: 100, burst: 100 } });
+    // (A node stopped by an earlier test leaves the count at this node's next heartbeat.)
+    await waitForMetrics(kite, (text) => sample(text, 'kite_cluster_nodes') === 1, 'this node alone');
+    expect((await send([cloudEvent(), cloudEvent()], { peer: 'instance-alone', key: KEY_1 })).status).toBe(200);
+    expect(await db.query('SELECT tokens FROM peer_inbound_buckets WHERE peer_id = $1', [peer.id])).toEqual([]);
   });
 
   it('federation - within the burst, requests go through one after another', async () => {
