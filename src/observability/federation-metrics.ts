@@ -76,11 +76,6 @@ export interface PeerGaugeOptions {
   readonly deadlineMs?: number;
 }
 
-/**
- * Registers the per-peer gauges, filled at scrape time from `load` (readPeerQueueStats on the pool).
- * One read serves every gauge of a scrape; a read still running is shared, never repeated, so a
- * hung database costs one query however often /metrics is scraped.
- */
 /** `kite_cluster_nodes`: the live nodes this node counted at its last heartbeat (every 1.5 s). */
 export function registerClusterGauge(registry: Registry, liveNodes: () => number): void {
   new Gauge({
@@ -93,6 +88,11 @@ export function registerClusterGauge(registry: Registry, liveNodes: () => number
   });
 }
 
+/**
+ * Registers the per-peer gauges, filled at scrape time from `load` (readPeerQueueStats on the pool).
+ * One read serves every gauge of a scrape; a read still running is shared, never repeated, so a
+ * hung database costs one query however often /metrics is scraped.
+ */
 export function registerPeerGauges(registry: Registry, load: () => Promise<readonly PeerQueueStats[]>, options: PeerGaugeOptions = {}): void {
   const cacheMs = options.cacheMs ?? 1000;
   const deadlineMs = options.deadlineMs ?? 2000;
