@@ -5,8 +5,8 @@
  * afterwards instead of being refused forever.
  *
  * Shared by the instance's nodes without a round trip before the append: a node admits from its
- * own bucket in memory, then takes the same tokens from the peer's row in Postgres (migration
- * 0009) in the background, several peers in one statement, and sets its bucket to the row's level
+ * own bucket in memory, then takes the same tokens from the peer's row in Postgres
+ * (inbound-buckets.ts) in the background, several peers in one statement, and sets its bucket to the row's level
  * then, less what it took meanwhile. Behind a load balancer that spreads a peer's requests over
  * N nodes, each node's bucket thus also counts the others' takes: the instance admits the peer's
  * limit give or take a request per node, where buckets of their own admitted N times it. Asking
@@ -15,10 +15,8 @@
  * goes on alone; a node that knows of no other live node does not ask it at all. When a second
  * node starts, the row has refilled meanwhile: the instance may admit a burst more, once.
  */
-import type { Pool } from '../db/pool.js';
 import { KiteError } from '../errors.js';
 import type { RateLimit } from './peer-input.js';
-import { StatementBatcher } from './statement-batcher.js';
 import { TokenBucket } from './token-bucket.js';
 
 /** The instance-wide buckets: takes tokens and answers the level left. */
@@ -101,34 +99,5 @@ export class InboundRateLimiter {
       entry.burst = limit.burst;
     }
     return entry;
-  }
-}
-
-interface SharedTake {
-  readonly peerId: string;
-  readonly limit: RateLimit;
-  readonly count: number;
-}
-
-/** The peers' rows in `peer_inbound_buckets`, taken from several at once (statement-batcher.ts). */
-export class PostgresInboundBuckets implements SharedBuckets {
-  private readonly batcher: StatementBatcher<SharedTake, number>;
-
-  constructor(private readonly pool: Pool) {
-    this.batcher = new StatementBatcher({ maxInFlight: 2, maxWeight: 1_000, weight: () => 1, run: (batch) => this.run(batch) });
-  }
-
-  take(peerId: string, limit: RateLimit, count: number): Promise<number> {
-    return this.batcher.submit({ peerId, limit, count });
-  }
-
-  private async run(batch: readonly SharedTake[]): Promise<number[]> {
-    const result = await this.pool.query<{ peer_id: string; tokens: number }>({
-      name: 'kite_inbound_take',
-      text: 'SELECT peer_id, tokens FROM kite_inbound_take($1::uuid[], $2::float8[], $3::float8[], $4::int[])',
-      values: [batch.map((t) => t.peerId), batch.map((t) => t.limit.perSecond), batch.map((t) => t.limit.burst), batch.map((t) => t.count)],
-    });
-    const levels = new Map(result.rows.map((r) => [r.peer_id, r.tokens]));
-    return batch.map((t) => levels.get(t.peerId) ?? Number.NaN);
   }
 }

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveredMarks } from '../../src/federation/delivered-marks.js';
 import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
-import { insertPeerRow } from '../support/peer-rows.js';
+import { insertEventsWithDeliveries, insertPeerRow } from '../support/outbox-rows.js';
 import { countingPool, failingOncePool } from '../support/pool-wrappers.js';
 
 let db: TestDatabase;
@@ -25,18 +25,8 @@ beforeAll(async () => {
     await insertPeerRow(db.query, { id, teamId: team!.id, instanceId: `peer-${i}` });
     await db.query(`INSERT INTO peer_leases (peer_id, node_id, fence, expires_at) VALUES ($1, 'node-1', $2, now() + interval '1 hour')`, [id, fences[i]]);
   }
-  // 60 events; event n goes to peer n % 3.
-  await db.query(
-    `INSERT INTO events (team_id, seq, source, id, type, time, event)
-     SELECT $1, g, '/s', 'e' || g, 'x.y', now(), json_build_object('specversion', '1.0', 'id', 'e' || g, 'source', '/s', 'type', 'x.y')
-       FROM generate_series(1, 60) g`,
-    [team!.id],
-  );
-  await db.query(
-    `INSERT INTO federation_deliveries (peer_id, team_id, event_seq, event_id, event_source, event_type)
-     SELECT ($2::uuid[])[g % 3 + 1], $1, g, 'e' || g, '/s', 'x.y' FROM generate_series(1, 60) g`,
-    [team!.id, peers],
-  );
+  // 60 events; event n goes to peer n % 3, all pending.
+  await insertEventsWithDeliveries(db.query, { teamId: team!.id, count: 60, peers });
 });
 
 afterAll(async () => {

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARK_DELIVERED } from '../../src/federation/delivered-marks.js';
 import { MARK, ROWS_BY_ID } from '../../src/federation/peer-delivery.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { insertPeerRow } from '../support/peer-rows.js';
+import { insertPeerRow } from '../support/outbox-rows.js';
 
 let db: TestDatabase;
 const peerId = randomUUID();

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueReader } from '../../src/federation/queue-reader.js';
 import { createTestDatabase, createTestPool, type TestDatabase } from '../support/database.js';
-import { insertPeerRow } from '../support/peer-rows.js';
+import { insertEventsWithDeliveries, insertPeerRow } from '../support/outbox-rows.js';
 import { countingPool, failingOncePool } from '../support/pool-wrappers.js';
 
 let db: TestDatabase;
@@ -25,18 +25,7 @@ beforeAll(async () => {
     await insertPeerRow(db.query, { id, teamId: team!.id, instanceId: `peer-${i}` });
   }
   // 30 events; event n goes to peer n % 3; every fifth delivery is already delivered.
-  await db.query(
-    `INSERT INTO events (team_id, seq, source, id, type, time, event)
-     SELECT $1, g, '/s', 'e' || g, 'x.y', now(), json_build_object('specversion', '1.0', 'id', 'e' || g, 'source', '/s', 'type', 'x.y')
-       FROM generate_series(1, 30) g`,
-    [team!.id],
-  );
-  await db.query(
-    `INSERT INTO federation_deliveries (peer_id, team_id, event_seq, event_id, event_source, event_type, status)
-     SELECT ($2::uuid[])[g % 3 + 1], $1, g, 'e' || g, '/s', 'x.y', CASE WHEN g % 5 = 0 THEN 'delivered' ELSE 'pending' END
-       FROM generate_series(1, 30) g`,
-    [team!.id, peers],
-  );
+  await insertEventsWithDeliveries(db.query, { teamId: team!.id, count: 30, peers, deliveredEvery: 5 });
   for (const id of peers) {
     const mine = await db.query<{ id: string }>(`SELECT id FROM federation_deliveries WHERE peer_id = $1 AND status = 'pending' ORDER BY event_seq`, [id]);
     pendingIds.set(id, mine.map((r) => Number(r.id)));
