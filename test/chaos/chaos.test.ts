@@ -2,9 +2,10 @@
  * The fault-injection run of CI (issue 4, items 2 and 4): real `kite serve` processes (A: two
  * nodes on one database, B: one node), real Postgres, real TLS; a seeded schedule of kill -9s and
  * proxy faults between A and B and database outages (A's or B's Postgres cut for 1–4 s) under a
- * steady webhook load; then every webhook answered 200 must
- * have reached every listener that should have it exactly once, and B must have A's events in
- * A's order. The harness lives in bench/lib/chaos/ (bench/chaos.ts runs the same, longer).
+ * steady webhook load to both instances and two teams; then every webhook answered 200 must
+ * have reached every listener that should have it exactly once, each instance must have the
+ * other's events in the other's order (A → B and B → A), and no team may see another's events.
+ * The harness lives in bench/lib/chaos/ (bench/chaos.ts runs the same, longer).
  *
  * A failure prints its seed; `KITE_CHAOS_SEED=<seed> npx vitest run test/chaos/chaos.test.ts`
  * replays its schedule and load.
@@ -25,7 +26,7 @@ afterAll(() => rmSync(tls.dir, { recursive: true, force: true }));
 // KITE_CHAOS_DURATION_MS changes it for a local run.
 const DURATION_MS = Number(process.env['KITE_CHAOS_DURATION_MS'] ?? 50_000);
 
-it('chaos - kill -9 of any node, a flaky peer and database outages under load: no webhook answered 200 is lost, no listener sees an event twice, B gets A\'s events in order', async () => {
+it('chaos - kill -9 of any node, a flaky peer and database outages under load: no webhook answered 200 is lost, no listener sees an event twice, each instance gets the other\'s events in order, no team sees another\'s', async () => {
   const report = await runChaos({
     seed,
     durationMs: DURATION_MS,
@@ -55,8 +56,13 @@ it('chaos - kill -9 of any node, a flaky peer and database outages under load: n
     seqMismatches: report.verdict.seqMismatches,
     listenerOrderViolations: report.verdict.listenerOrderViolations,
     peerOrderViolations: report.verdict.peerOrderViolations,
-    outOfScopeAtB: report.verdict.outOfScopeAtB,
-  }, why).toEqual({ lost: 0, duplicates: 0, seqMismatches: 0, listenerOrderViolations: 0, peerOrderViolations: 0, outOfScopeAtB: 0 });
+    outOfScope: report.verdict.outOfScope,
+    crossTeam: report.verdict.crossTeam,
+  }, why).toEqual({ lost: 0, duplicates: 0, seqMismatches: 0, listenerOrderViolations: 0, peerOrderViolations: 0, outOfScope: 0, crossTeam: 0 });
+  // Both directions and both teams carried events (the load's routes are seeded, not fixed).
+  const received = Object.fromEntries(report.listeners.map((l) => [l.name, l.received]));
+  expect(received, why).toMatchObject({ a1: expect.any(Number), b1: expect.any(Number), 'b1/other': expect.any(Number) });
+  expect(Math.min(received['b1/other']!, report.verdict.forwarded.aToB, report.verdict.forwarded.bToA), why).toBeGreaterThan(0);
 }, DURATION_MS + 150_000);
 
 it('chaos - the harness itself notices a loss: a peer that answers 200 and drops the events fails the check (negative control)', async () => {

@@ -1,11 +1,13 @@
 /**
  * After the faults: polls (with a deadline) until every listener holds every event it should and
- * A's queue for B is empty. Records when each of those first held, so a slow recovery says which
- * part was slow: the provider's retries, a listener of A, B's listener, or A's queue for B.
+ * every peer queue that carried the load is empty. Records when each of those first held, so a
+ * slow recovery says which part was slow: the provider's retries, a listener, or a peer's queue.
  */
 import type { Agent } from 'undici';
-import { adminClient, TEAM, type Cluster } from './cluster.js';
+import { expectedAt } from './checker.js';
+import { adminClient, type Cluster } from './cluster.js';
 import type { RecordingListener } from './recording-listener.js';
+import type { Instance, Webhook } from './webhook-load.js';
 
 const POLL_MS = 100;
 
@@ -16,13 +18,11 @@ export interface Convergence {
   readonly parts: Record<string, number | null>;
 }
 
-type Expected = readonly { readonly id: string; readonly toPeer: boolean }[];
-
 export async function awaitConvergence(
   cluster: Cluster,
   agent: Agent,
-  expected: Expected,
-  listeners: readonly { readonly record: RecordingListener; readonly instance: 'a' | 'b' }[],
+  expected: readonly Webhook[],
+  listeners: readonly { readonly record: RecordingListener; readonly instance: Instance; readonly team: string }[],
   since: number,
   deadline: number,
 ): Promise<Convergence> {
@@ -34,13 +34,16 @@ export async function awaitConvergence(
     return holds;
   };
   while (Date.now() < deadline) {
-    const listenersDone = listeners.map(({ record, instance }) => {
-      const ids = new Set(record.received.map((r) => r.id));
-      return done(`listener ${record.name}`, expected.every((w) => (instance === 'b' && !w.toPeer) || ids.has(w.id)));
+    const listenersDone = listeners.map((listener) => {
+      const ids = new Set(listener.record.received.map((r) => r.id));
+      return done(`listener ${listener.record.name}`, expected.every((w) => !expectedAt(listener, w) || ids.has(w.id)));
     });
-    const peer = await admin<{ pending: number }>(cluster.a[0]!.url, 'GET', `/v1/teams/${TEAM}/peers/${cluster.peerOnA}`).catch(() => undefined);
-    const queueDone = done('queue to B empty', peer?.pending === 0);
-    if (queueDone && listenersDone.every(Boolean)) return { totalMs: Date.now() - since, parts };
+    const queuesDone = await Promise.all(cluster.links.map(async (link) => {
+      const node = (link.instance === 'a' ? cluster.a : cluster.b)[0]!;
+      const peer = await admin<{ pending: number }>(node.url, 'GET', `/v1/teams/${link.team}/peers/${link.id}`).catch(() => undefined);
+      return done(link.label, peer?.pending === 0);
+    }));
+    if (queuesDone.every(Boolean) && listenersDone.every(Boolean)) return { totalMs: Date.now() - since, parts };
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   return { totalMs: null, parts };

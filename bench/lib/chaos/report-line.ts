@@ -15,10 +15,12 @@ export function reportLine(r: ChaosReport): string {
   const restart = [...r.faults.restartMs].sort((x, y) => x - y);
   const parts = Object.entries(r.recoveryParts).map(([part, ms]) => `${part} ${ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`}`).join(', ');
   return `chaos seed ${r.seed}: ${v.answered}/${v.sent} webhooks answered 200 (${v.answeredAsDuplicate} as duplicate after a lost answer); ` +
+    `forwarded A→B ${v.forwarded.aToB}, B→A ${v.forwarded.bToA}; ` +
     `node faults ${kills} (aimed kills that found nothing to aim at: ${r.faults.aimedKillsMissed}); database outages ${outages}; ` +
     `tries not answered 200: ${refused} (slowest 503 database_unavailable ${r.slowestUnavailableMs} ms); proxy requests: ${proxy}; ` +
     `B deduplicated ${r.redeliveriesDeduplicatedByB} re-sent events; ` +
-    `lost ${v.lost}, listener duplicates ${v.duplicates}, per-peer order violations ${v.peerOrderViolations}, seq mismatches ${v.seqMismatches}; ` +
+    `lost ${v.lost}, listener duplicates ${v.duplicates}, per-peer order violations ${v.peerOrderViolations}, seq mismatches ${v.seqMismatches}, ` +
+    `out of scope ${v.outOfScope}, across teams ${v.crossTeam}; ` +
     `recovered ${r.recoveryMs === null ? 'NEVER' : `${(r.recoveryMs / 1000).toFixed(1)} s`} after the last fault (${parts}); ` +
     `restarts p50 ${restart[Math.floor(restart.length / 2)] ?? '-'} ms, max ${restart.at(-1) ?? '-'} ms` +
     (isPass(r) ? '' : ' — FAILED');

@@ -6,14 +6,14 @@
  * to send to B, and judge what was received.
  */
 import { check, type Verdict } from './checker.js';
-import { INGEST_PATH, startCluster, TEAM, type Database } from './cluster.js';
+import { ingestPath, OTHER_TEAM, startCluster, TEAM, TEAMS, type Database } from './cluster.js';
 import { awaitConvergence } from './convergence.js';
 import { makeSchedule, type Schedule } from './fault-schedule.js';
 import { playSchedule, type FaultRecord } from './fault-runner.js';
 import { mulberry32 } from './prng.js';
 import { RecordingListener } from './recording-listener.js';
 import { trustingAgent, type TlsFiles } from './tls-files.js';
-import { WebhookLoad } from './webhook-load.js';
+import { WebhookLoad, type Instance } from './webhook-load.js';
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -62,15 +62,31 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const schedule = options.schedule ?? makeSchedule(options.seed, options);
   const agent = trustingAgent(options.tls, { connections: 64 });
   const cluster = await startCluster(options.tls, agent, options.createDatabase);
-  const listeners: { record: RecordingListener; instance: 'a' | 'b' }[] = [];
+  const listeners: { record: RecordingListener; instance: Instance; team: string }[] = [];
   let load: WebhookLoad | undefined;
   try {
-    for (const node of cluster.a) listeners.push({ instance: 'a', record: new RecordingListener(node.name, node.url, TEAM, cluster.listenKeys.a, 'stripe.*', options.tls) });
-    for (const node of cluster.b) listeners.push({ instance: 'b', record: new RecordingListener(node.name, node.url, TEAM, cluster.listenKeys.b, 'stripe.*', options.tls) });
+    // `chaos` on every node (named after the node), `other` on A's first node and on B.
+    const listen = (instance: Instance, node: { name: string; url: string }, team: string) => listeners.push({
+      instance, team, record: new RecordingListener(team === TEAM ? node.name : `${node.name}/${team}`, node.url, team, cluster.listenKeys[instance][team]!, 'stripe.*', options.tls),
+    });
+    for (const node of cluster.a) listen('a', node, TEAM);
+    for (const node of cluster.b) listen('b', node, TEAM);
+    for (const team of TEAMS.filter((t) => t !== TEAM)) {
+      listen('a', cluster.a[0]!, team);
+      listen('b', cluster.b[0]!, team);
+    }
     await Promise.all(listeners.map((l) => l.record.start()));
     log(`chaos: seed ${options.seed}, ${options.durationMs / 1000} s at ${options.rate} webhooks/s, ${schedule.kills.length} kills, ${schedule.network.length} network steps, ${schedule.database.length} database outages`);
 
-    load = new WebhookLoad(cluster.a.map((n) => ({ name: n.name, url: n.url })), INGEST_PATH, mulberry32(options.seed), agent, `${options.seed.toString(36)}${Date.now().toString(36)}`);
+    const nodes = (instance: Instance) => (instance === 'a' ? cluster.a : cluster.b).map((n) => ({ name: n.name, url: n.url }));
+    // Most of the load where the faults are richest (A's two nodes → the flaky proxy → B), the
+    // rest back from B to A, and to a second team.
+    const routes = [
+      { instance: 'a' as const, team: TEAM, path: ingestPath(TEAM), targets: nodes('a'), share: 0.6 },
+      { instance: 'b' as const, team: TEAM, path: ingestPath(TEAM), targets: nodes('b'), share: 0.2 },
+      { instance: 'a' as const, team: OTHER_TEAM, path: ingestPath(OTHER_TEAM), targets: nodes('a'), share: 0.2 },
+    ];
+    load = new WebhookLoad(routes, mulberry32(options.seed), agent, `${options.seed.toString(36)}${Date.now().toString(36)}`);
     const startedAt = Date.now();
     load.start(options.rate);
     const faults = await playSchedule(schedule, cluster, startedAt);
@@ -79,7 +95,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await load.stop(options.convergeTimeoutMs);
     const allAnsweredMs = Date.now() - faultsEndedAt;
     const convergence = await awaitConvergence(cluster, agent, load.answered, listeners, faultsEndedAt, faultsEndedAt + options.convergeTimeoutMs);
-    const verdict = check(load.webhooks, listeners.map((l) => ({ name: l.record.name, instance: l.instance, received: l.record.received })));
+    const verdict = check(load.webhooks, listeners.map((l) => ({ name: l.record.name, instance: l.instance, team: l.team, received: l.record.received })));
     return {
       seed: options.seed,
       rerun: `KITE_CHAOS_SEED=${options.seed}`,

@@ -1,8 +1,9 @@
 /**
- * The provider side: signed Stripe webhooks, each with its own event id, sent at a steady rate to
- * the nodes of instance A (which node: seeded). A webhook not answered 200 — connection refused
- * or reset by a kill -9, a 503, a timeout — is sent again, to the other node, the way Stripe
- * retries: a repeat of a stored event must then answer `duplicate: true` with the stored seq.
+ * The provider side: signed Stripe webhooks, each with its own event id, sent at a steady rate
+ * along seeded routes — which instance and team (each route's share of the rate), then which of
+ * the instance's nodes. A webhook not answered 200 — connection refused or reset by a kill -9, a
+ * 503, a timeout — is sent again, to the instance's next node, the way Stripe retries: a repeat of
+ * a stored event must then answer `duplicate: true` with the stored seq.
  *
  * What the checker trusts is only `answered`: the webhooks Kite acknowledged with a 200.
  */
@@ -16,8 +17,13 @@ export const IN_SCOPE_TYPE = 'payment_intent.succeeded';
 /** …and kept on A. */
 export const OUT_OF_SCOPE_TYPE = 'charge.refunded';
 
+export type Instance = 'a' | 'b';
+
 export interface Webhook {
   readonly id: string;
+  /** The instance it was sent to, and the team whose source took it. */
+  readonly instance: Instance;
+  readonly team: string;
   readonly type: string;
   readonly toPeer: boolean;
   attempts: number;
@@ -29,6 +35,16 @@ export interface Webhook {
 export interface LoadTarget {
   readonly name: string;
   readonly url: string;
+}
+
+/** Webhooks to one team's Stripe source on one instance. */
+export interface LoadRoute {
+  readonly instance: Instance;
+  readonly team: string;
+  readonly path: string;
+  readonly targets: readonly LoadTarget[];
+  /** Its part of the rate (the shares of all routes add up to 1). */
+  readonly share: number;
 }
 
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -45,8 +61,7 @@ export class WebhookLoad {
   private giveUpAt = Infinity;
 
   constructor(
-    private readonly targets: readonly LoadTarget[],
-    private readonly path: string,
+    private readonly routes: readonly LoadRoute[],
     private readonly random: Random,
     private readonly agent: Agent,
     private readonly runId: string,
@@ -80,22 +95,36 @@ export class WebhookLoad {
   }
 
   private sendNew(): void {
+    const route = this.pickRoute();
     const toPeer = this.random.next() < 0.75;
-    const webhook: Webhook = { id: `evt_${this.runId}_${this.webhooks.length}`, type: toPeer ? IN_SCOPE_TYPE : OUT_OF_SCOPE_TYPE, toPeer, attempts: 0 };
+    const webhook: Webhook = {
+      id: `evt_${this.runId}_${this.webhooks.length}`, instance: route.instance, team: route.team,
+      type: toPeer ? IN_SCOPE_TYPE : OUT_OF_SCOPE_TYPE, toPeer, attempts: 0,
+    };
     this.webhooks.push(webhook);
-    const first = this.random.int(0, this.targets.length - 1);
-    const done = this.deliver(webhook, first).finally(() => this.inFlight.delete(done));
+    const first = this.random.int(0, route.targets.length - 1);
+    const done = this.deliver(webhook, route, first).finally(() => this.inFlight.delete(done));
     this.inFlight.add(done);
   }
 
-  private async deliver(webhook: Webhook, firstTarget: number): Promise<void> {
+  private pickRoute(): LoadRoute {
+    let left = this.random.next();
+    for (const route of this.routes) {
+      left -= route.share;
+      if (left < 0) return route;
+    }
+    return this.routes.at(-1)!;
+  }
+
+  private async deliver(webhook: Webhook, route: LoadRoute, firstTarget: number): Promise<void> {
     const body = JSON.stringify({ id: webhook.id, object: 'event', type: webhook.type, created: Math.floor(Date.now() / 1000), data: { object: { id: `obj_${webhook.id}` } } });
+    const targets = route.targets;
     for (let turn = firstTarget; Date.now() < this.giveUpAt; turn++) {
-      const target = this.targets[turn % this.targets.length]!;
+      const target = targets[turn % targets.length]!;
       webhook.attempts++;
       const sentAt = Date.now();
       try {
-        const answer = await request(`${target.url}${this.path}`, {
+        const answer = await request(`${target.url}${route.path}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'stripe-signature': sign(body) },
           body,
@@ -120,8 +149,8 @@ export class WebhookLoad {
         const outcome = noAnswer(err);
         this.failures[outcome] = (this.failures[outcome] ?? 0) + 1;
       }
-      // The other node is tried at once; only after both failed is there a pause.
-      if ((turn - firstTarget) % this.targets.length === this.targets.length - 1) await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+      // The instance's other node is tried at once; only after all failed is there a pause.
+      if ((turn - firstTarget) % targets.length === targets.length - 1) await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
     }
   }
 }
