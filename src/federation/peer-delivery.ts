@@ -141,6 +141,13 @@ export class PeerDelivery {
    * by a timer rather than a delivery or a wake-up (the safety net), and lost notifications.
    */
   private floor: { readonly seq: number; readonly changes: number } | undefined;
+  /**
+   * A failure (429, 5xx, 401, …) answered to a one-at-a-time re-send after earlier ones of the same
+   * batch were delivered: oneByOne reports those deliveries, and the next deliverNext reports this,
+   * without sending, so the machine sees both in the order they happened (a success, then the
+   * state the failure calls for). Void once the queue changes (a hold, a release, a redrive).
+   */
+  private failureAfterDelivered: { readonly outcome: DeliveryOutcome; readonly changes: number } | undefined;
 
   constructor(private readonly deps: DeliveryDeps) {}
 
@@ -167,6 +174,12 @@ export class PeerDelivery {
 
   async deliverNext(signal: AbortSignal, timeoutMs: number): Promise<DeliveryOutcome> {
     this.drainedAt = undefined;
+    const failure = this.failureAfterDelivered;
+    this.failureAfterDelivered = undefined;
+    if (failure && failure.changes === this.queueChanges) {
+      await this.settle();
+      return failure.outcome;
+    }
     const tokens = Math.floor(this.deps.bucket.available());
     if (tokens < 1) {
       await this.settle();
@@ -292,7 +305,12 @@ export class PeerDelivery {
       const wait = this.tokensFor(1);
       if (wait) return count > 0 ? { tag: 'delivered', count } : wait;
       const outcome = await this.send([row], signal, timeoutMs);
-      if (outcome.tag !== 'delivered') return count > 0 ? { tag: 'delivered', count } : outcome;
+      if (outcome.tag !== 'delivered') {
+        if (count === 0) return outcome;
+        // send() has marked the row and set up its retry; the machine hears of it next.
+        this.failureAfterDelivered = { outcome, changes: this.queueChanges };
+        return { tag: 'delivered', count };
+      }
       count += outcome.count;
     }
     return { tag: 'delivered', count };

@@ -124,11 +124,19 @@ export function parsePeerPatch(body: unknown, ownInstanceId: string): PeerPatch 
   };
 }
 
-/** Applies a patch (nested objects field by field) and checks what depends on several fields. */
+/**
+ * Applies a patch (nested objects field by field) and checks what depends on several fields.
+ *
+ * A `maxDelayMs` below `initialDelayMs` is refused only when the request gives both: the contract
+ * fills a partial `retry` with the defaults field by field, so `{"maxDelayMs": 500}` alone (fast
+ * probes) is a valid request although the default `initialDelayMs` is 1000; the backoff,
+ * min(maxDelayMs, initialDelayMs·2^(n−1)), is then `maxDelayMs` at every attempt.
+ */
 export function mergeSettings(current: PeerSettings, patch: PeerPatch): PeerSettings {
   const retry = { ...current.retry, ...patch.retry };
-  if (retry.maxDelayMs < retry.initialDelayMs) {
-    throw new KiteError('invalid_input', `retry.maxDelayMs (${retry.maxDelayMs}) must not be below retry.initialDelayMs (${retry.initialDelayMs}).`);
+  const given = patch.retry ?? {};
+  if (given.maxDelayMs !== undefined && given.initialDelayMs !== undefined && given.maxDelayMs < given.initialDelayMs) {
+    throw new KiteError('invalid_input', `retry.maxDelayMs (${given.maxDelayMs}) must not be below retry.initialDelayMs (${given.initialDelayMs}).`);
   }
   return {
     instanceId: patch.instanceId ?? current.instanceId,

@@ -73,6 +73,7 @@ async function receive(
   try {
     events = parseCloudEvents(request, { stripKiteExtensions: false }).events;
     visited = events.map((event) => checkProvenance(event, ctx.config.instanceId));
+    events = events.map(withIntegerHops);
   } catch (err) {
     // A refused body still costs a token, so a peer cannot flood us with garbage for free.
     void limiter.take(peer.id, peer.inboundRateLimit, 1);
@@ -155,6 +156,21 @@ function checkProvenance(event: NormalizedEvent, selfInstanceId: string): boolea
   const chain = chainOf(rawChain);
   if (chain === undefined) throw refuse('kitefedchain must be a string holding a JSON array of instance IDs.');
   return chain.includes(selfInstanceId);
+}
+
+/**
+ * `kitefedhops` as a JSON integer (contract §5), as stored and as listeners and peers see it: the
+ * receiver takes a string of digits too (what a CloudEvents SDK may make of an extension), and
+ * stores it as the number it holds. Kite's own deliveries carry a number, so this rewrites nothing
+ * on their path.
+ */
+function withIntegerHops(event: NormalizedEvent): NormalizedEvent {
+  const hops = event.provenance?.kitefedhops;
+  if (typeof hops !== 'string') return event;
+  const number = Number(hops);
+  const parsed = JSON.parse(event.json) as Record<string, unknown>;
+  parsed['kitefedhops'] = number; // in place: the attribute keeps its position
+  return { ...event, json: JSON.stringify(parsed), provenance: { ...event.provenance!, kitefedhops: number } };
 }
 
 function chainOf(value: unknown): string[] | undefined {

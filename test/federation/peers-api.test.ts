@@ -226,7 +226,6 @@ describe('peers - create', () => {
     ['an unknown field in rateLimit', { rateLimit: { perMinute: 5 } }],
     ['retry maxAttempts 0', { retry: { maxAttempts: 0 } }],
     ['a retry maxDelayMs below its initialDelayMs', { retry: { initialDelayMs: 5000, maxDelayMs: 1000 } }],
-    ['a retry maxDelayMs below the default initialDelayMs', { retry: { maxDelayMs: 10 } }],
     ['enabled as a string', { enabled: 'yes' }],
     ['an outboundKey that is not whsec_…', { outboundKey: 'plain-secret' }],
     ['an inboundKey with nothing after whsec_', { inboundKey: 'whsec_' }],
@@ -241,6 +240,20 @@ describe('peers - create', () => {
       await refused(() => kite.api.post('/v1/teams/acme/peers', body), 400, 'invalid_input');
     });
   }
+
+  it('peers - a partial retry with only a maxDelayMs below the default initialDelayMs is filled with the defaults and accepted (contract §6), on POST and on PATCH', async () => {
+    const created = await createPeer('acme', { instanceId: uniqueInstance(), retry: { maxDelayMs: 500 } });
+    expect(created.retry).toEqual({ maxAttempts: 20, initialDelayMs: 1000, maxDelayMs: 500, timeoutMs: 10000 });
+    const patched = await kite.api.request('PATCH', `/v1/teams/acme/peers/${created.id}`, { retry: { maxDelayMs: 200 } });
+    expect(patched.status).toBe(200);
+    expect((patched.body as { retry: unknown }).retry).toEqual({ maxAttempts: 20, initialDelayMs: 1000, maxDelayMs: 200, timeoutMs: 10000 });
+    // The same with initialDelayMs alone, above the current maximum.
+    const raised = await kite.api.request('PATCH', `/v1/teams/acme/peers/${created.id}`, { retry: { initialDelayMs: 400000 } });
+    expect((raised.body as { retry: unknown }).retry).toEqual({ maxAttempts: 20, initialDelayMs: 400000, maxDelayMs: 200, timeoutMs: 10000 });
+    // Both given, and contradicting each other: a mistake, refused, and nothing changes.
+    await refused(() => kite.api.request('PATCH', `/v1/teams/acme/peers/${created.id}`, { retry: { initialDelayMs: 5000, maxDelayMs: 1000 } }), 400, 'invalid_input');
+    expect((await kite.api.get(`/v1/teams/acme/peers/${created.id}`)).body).toMatchObject({ retry: { initialDelayMs: 400000, maxDelayMs: 200 } });
+  });
 
   it('peers - a body that is not JSON is refused with 400 invalid_json, and a JSON array with 400', async () => {
     await refused(() => kite.api.post('/v1/teams/acme/peers', '{"instanceId":'), 400, 'invalid_json');
@@ -342,7 +355,6 @@ describe('peers - patch', () => {
     await refused(() => patch(path, { scopes: [] }), 400, 'invalid_scopes');
     await refused(() => patch(path, { instanceId: SELF }), 400, 'invalid_peer');
     await refused(() => patch(path, { maxHops: 17 }), 400, 'invalid_input');
-    await refused(() => patch(path, { retry: { initialDelayMs: 400000 } }), 400, 'invalid_input');
     await refused(() => patch(path, { inboundKey: 'not-a-key' }), 400, 'invalid_input');
     await refused(() => patch(path, { state: 'healthy' }), 400, 'invalid_input');
   });

@@ -102,6 +102,14 @@ describe('federation - receiving', () => {
     expect(row!.event).toEqual(event);
   });
 
+  it('federation - a kitefedhops sent as a string of digits is stored as the JSON integer it holds', async () => {
+    const event = cloudEvent({ kitefedorigin: 'instance-c', kitefedchain: '["instance-c"]', kitefedhops: '1', time: '2026-03-04T05:06:07.000Z' });
+    expectStatus(await send(event), 200);
+    const [row] = await stored(event.id);
+    expect(row!.event).toEqual({ ...event, kitefedhops: 1 });
+    expect(Object.keys(row!.event)).toEqual(Object.keys(event));
+  });
+
   it('federation - a batch is answered in the request\'s order, and a repeat is a duplicate with the stored seq', async () => {
     const events = [cloudEvent(), cloudEvent({ type: 'com.github.push' }), cloudEvent()];
     const first = expectStatus(await send(events), 200);

@@ -210,6 +210,65 @@ describe('federation - the receiving side says no', () => {
     expect((await stream(b, 'stripe.*')).length).toBe(12);
   });
 
+  /**
+   * A and B paired through a flaky proxy, paused while `count` events are stored so they go as one
+   * batch; the proxy answers that batch 400, so A re-sends its events one at a time.
+   */
+  async function batchRefusedThenOneByOne(count: number, retry?: object): Promise<{ a: Instance; b: Instance; aPeerId: string; proxy: FlakyPeer; batch: Ingested[]; atB: TestListener }> {
+    s = new Scenario();
+    const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
+    const proxy = new FlakyPeer(b.url, s.tls);
+    await proxy.start();
+    s.onCleanup(() => proxy.stop());
+    const { aPeerId } = await pair(a, b, TEAM, { url: proxy.url, enabled: false, ...(retry ? { retry } : {}) });
+    const batch = await ingestMany(a, count);
+    const atB = await s.listen(b);
+    return { a, b, aPeerId, proxy, batch, atB };
+  }
+
+  it('federation - a 429 to one of the events re-sent one at a time, after the one before it went through, puts the peer rate-limited for its Retry-After', async () => {
+    const { a, aPeerId, proxy, batch, atB } = await batchRefusedThenOneByOne(4);
+    let limitedAt = 0;
+    proxy.decide = (request, index) => {
+      if (index === 0) return { status: 400 };
+      if (!limitedAt && request.events.length === 1 && request.events[0]!['id'] === batch[1]!.id) {
+        limitedAt = request.at;
+        return { status: 429, headers: { 'retry-after': '2' } };
+      }
+      return 'pass';
+    };
+    await patchPeer(a, aPeerId, { enabled: true });
+    await atB.waitForEvents(4, 15_000);
+    expect(idsSeen(atB)).toEqual(batch.map((e) => e.id));
+    const sent = proxy.requests.map((r) => [r.events.map((e) => e['id']), r.status]);
+    expect(sent.slice(0, 3)).toEqual([[batch.map((e) => e.id), 400], [[batch[0]!.id], 200], [[batch[1]!.id], 429]]);
+    // The refused event is sent again after the Retry-After (it was ~50 ms: the 429 was ignored).
+    const next = proxy.requests[3]!;
+    expect(next.events[0]!['id']).toBe(batch[1]!.id);
+    expect(next.at - limitedAt).toBeGreaterThanOrEqual(1_900);
+    expect((await stateChanges(a, aPeerId)).map((c) => [c.from, c.to, c.reason])).toEqual([
+      ['healthy', 'rate-limited', 'rate_limited'],
+      ['rate-limited', 'healthy', 'delivered'],
+    ]);
+    await until(async () => (await getPeer(a, aPeerId)).delivered === 4, 'A to count 4 delivered');
+  });
+
+  it('federation - a 401 to one of the events re-sent one at a time, after the one before it went through, dead-letters the peer and holds the rest; a redrive sends them in order', async () => {
+    const { a, aPeerId, proxy, batch, atB } = await batchRefusedThenOneByOne(3, { initialDelayMs: 50, maxDelayMs: 60_000 });
+    proxy.decide = (request, index) => (index === 0 ? { status: 400 } : request.events[0]!['id'] === batch[0]!.id ? 'pass' : { status: 401 });
+    await patchPeer(a, aPeerId, { enabled: true });
+    await peerInState(a, aPeerId, 'dead-lettered');
+    expect(await stateChange(a, aPeerId, 'dead-lettered', 'rejected')).toMatchObject({ from: 'healthy', held: 2 });
+    await until(async () => (await deliveries(a, aPeerId, 'dead_lettered')).length === 2, 'the other 2 deliveries to be held');
+    expect(await getPeer(a, aPeerId)).toMatchObject({ state: 'dead-lettered', delivered: 1, deadLettered: 2, pending: 0 });
+    expect(proxy.requests.map((r) => r.status)).toEqual([400, 200, 401]);
+
+    proxy.decide = () => 'pass';
+    expect(await redrive(a, aPeerId)).toBe(2);
+    await atB.waitForEvents(3, 10_000);
+    expect(idsSeen(atB)).toEqual(batch.map((e) => e.id));
+  });
+
   it('federation - rotating the key on B, then on A, while events flow loses no delivery', async () => {
     s = new Scenario();
     const [a, b] = await Promise.all([s.instance('kite-a'), s.instance('kite-b')]);
