@@ -52,9 +52,12 @@ export class KiteError extends Error {
 /** Postgres/pg error codes and socket errors that mean "the database is not there right now". */
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH',
-  '57P01', '57P02', '57P03', // admin_shutdown, crash_shutdown, cannot_connect_now
+  '57P01', '57P02', '57P03', '57P04', // admin_shutdown, crash_shutdown, cannot_connect_now, database_dropped
   '08000', '08003', '08006', '08001', '08004', // connection exceptions
   '53300', // too_many_connections
+  // Refused at connect time by the server itself: the database is gone or renamed (3D000), or our
+  // credentials no longer work (28P01, 28000). Nothing a client's request did; it may come back.
+  '3D000', '28P01', '28000',
 ]);
 
 export function isDatabaseUnavailable(err: unknown): boolean {
@@ -62,7 +65,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
   const message = String((err as { message?: unknown }).message ?? '');
-  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Query read timeout|Client has encountered a connection error|database unavailable/i.test(message);
+  // 55000 (object_not_in_prerequisite_state) is too broad a code; at connect time its message
+  // says the database takes no connections (ALTER DATABASE … ALLOW_CONNECTIONS false).
+  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Query read timeout|Client has encountered a connection error|database unavailable|is not currently accepting connections/i.test(message);
 }
 
 /** The one way to turn anything caught into a KiteError. */

@@ -33,8 +33,16 @@ export function writeResponse(res: HttpResponse, response: KiteResponse, closeCo
     }
   }
   const body = response.body;
-  if (body === undefined || response.status === 204) {
-    res.endWithoutBody(undefined, closeConnection);
+  if (response.status === 204) {
+    // No Content-Length on a 204 (RFC 9110), which only the argument-less call gives:
+    // `endWithoutBody(undefined, …)` sends `Content-Length: 9223372036854775808` and drops the
+    // connection (test/http/no-content.test.ts). Closing needs a length: 0 then.
+    if (closeConnection) res.endWithoutBody(0, true);
+    else res.endWithoutBody();
+    return;
+  }
+  if (body === undefined) {
+    res.end('', closeConnection);
     return;
   }
   if (typeof body === 'string' || Buffer.isBuffer(body)) {

@@ -49,7 +49,8 @@ export function verifyStandardSignature(
   const header = headers['webhook-signature'];
   if (!id || !timestamp || !header) throw new KiteError('invalid_signature', 'Missing webhook-id, webhook-timestamp or webhook-signature header.');
   if (!TIMESTAMP.test(timestamp)) throw new KiteError('invalid_signature', 'webhook-timestamp is not unix seconds.');
-  if (Math.abs(nowSeconds - Number(timestamp)) > STANDARD_TOLERANCE_SECONDS) {
+  // Whole seconds, as the providers' own libraries count: a timestamp exactly 300 s old is in.
+  if (Math.abs(Math.floor(nowSeconds) - Number(timestamp)) > STANDARD_TOLERANCE_SECONDS) {
     throw new KiteError('invalid_signature', 'webhook-timestamp is more than 300 seconds from now.');
   }
   const offered: string[] = [];

@@ -32,7 +32,8 @@ export function verifyStripeSignature(header: string | undefined, body: Buffer, 
   if (timestamp === undefined || !/^\d{1,12}$/.test(timestamp) || offered.length === 0) {
     throw new KiteError('invalid_signature', 'Stripe-Signature needs t=<unix seconds> and a v1 signature.');
   }
-  if (Math.abs(nowSeconds - Number(timestamp)) > STRIPE_TOLERANCE_SECONDS) {
+  // Whole seconds, as the providers' own libraries count: a timestamp exactly 300 s old is in.
+  if (Math.abs(Math.floor(nowSeconds) - Number(timestamp)) > STRIPE_TOLERANCE_SECONDS) {
     throw new KiteError('invalid_signature', 'The Stripe-Signature timestamp is more than 300 seconds from now.');
   }
   const expected = hmacSha256Hex(secret, [timestamp, '.', body]);

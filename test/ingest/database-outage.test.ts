@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { withDatabase } from '../support/database-url.js';
 import { startTestKite, type TestKite } from '../support/kite.js';
 import { listen } from '../support/listener.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
@@ -90,6 +92,29 @@ describe('database outage', () => {
     const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE id = $1', [JSON.parse(hook.body).id]);
     expect(rows[0]!.n).toBe(1);
     expect(retry.status).toBe(200);
+  });
+
+  it('outage - a database that refuses connections with an error of its own (not accepting connections, 55000) is a 503 too, not a 500', async () => {
+    const admin = new pg.Client({ connectionString: withDatabase(inject('serverUrl'), 'postgres') });
+    await admin.connect();
+    const allow = (yes: boolean) => admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS ${yes}`);
+    try {
+      // As a DBA would before maintenance: no new connections, and the open ones ended.
+      await allow(false);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db.name]);
+      const hook = stripeWebhook(STRIPE_SECRET);
+      const during = await post(hook);
+      expect(during.body.error?.code).toBe('database_unavailable');
+      expect(during.status).toBe(503);
+      expect(during.ms).toBeLessThan(1000);
+      const poll = await kite.api.get('/v1/teams/acme/events');
+      expect([poll.status, poll.body.error?.code]).toEqual([503, 'database_unavailable']);
+      await allow(true);
+      expect((await postUntilStored(hook)).status).toBe(200);
+    } finally {
+      await allow(true);
+      await admin.end();
+    }
   });
 
   it('outage - a key revoked while this node could not hear notifications still closes its listeners (1008)', async () => {

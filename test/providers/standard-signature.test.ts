@@ -56,6 +56,14 @@ describe('standard webhooks signatures', () => {
     expect(at(299)).toBeUndefined();
   });
 
+  it('counts the tolerance in whole seconds, as the Standard Webhooks libraries do: exactly 300 s either way is accepted late in that second', () => {
+    const at = (offset: number) => codeIfThrown(() => verifyStandardSignature(signedHeaders({ timestamp: NOW_S + offset }), BODY, [SECRET], NOW_S + 0.98));
+    expect(at(-300)).toBeUndefined();
+    expect(at(300)).toBeUndefined();
+    expect(at(-301)).toBe('invalid_signature');
+    expect(at(301)).toBe('invalid_signature');
+  });
+
   it('rejects a timestamp that is not whole unix seconds', () => {
     const headers = { ...signedHeaders(), 'webhook-timestamp': `${NOW_S}.0` };
     expect(codeIfThrown(() => verifyStandardSignature(headers, BODY, [SECRET], NOW_S))).toBe('invalid_signature');

@@ -2,7 +2,7 @@ import Stripe from 'stripe';
 import { describe, expect, it } from 'vitest';
 import { stripeProvider } from '../../src/providers/stripe.js';
 import type { SourceContext } from '../../src/providers/types.js';
-import { codeOf } from '../support/assertions.js';
+import { codeIfThrown, codeOf } from '../support/assertions.js';
 
 const NOW = new Date('2026-11-27T19:36:43.000Z');
 const NOW_S = NOW.getTime() / 1000;
@@ -63,6 +63,15 @@ describe('stripe provider', () => {
   it('rejects a header with only a v0 signature', () => {
     const v0 = stripe.webhooks.generateTestHeaderString({ payload: PAYLOAD, secret: SECRET, timestamp: NOW_S, scheme: 'v0' });
     expect(codeOf(() => parse(PAYLOAD, v0))).toBe('invalid_signature');
+  });
+
+  it('counts the tolerance in whole seconds, as Stripe\'s library does: exactly 300 s old is accepted late in that second, 301 s is not', () => {
+    const late = new Date(NOW.getTime() + 980); // the request arrives 980 ms into the second
+    const at = (timestamp: number) => codeIfThrown(() => stripeProvider.parse({ headers: { 'stripe-signature': sign(PAYLOAD, { timestamp }) }, body: Buffer.from(PAYLOAD), receivedAt: late }, SOURCE));
+    expect(at(NOW_S - 300)).toBeUndefined();
+    expect(at(NOW_S + 300)).toBeUndefined();
+    expect(at(NOW_S - 301)).toBe('invalid_signature');
+    expect(at(NOW_S + 301)).toBe('invalid_signature');
   });
 
   it('rejects signatures 301 s old or 301 s ahead, and accepts 299 s either way', () => {
