@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { z } from 'zod';
+import { caFileProblem, tlsPairProblem } from './config-pem.js';
 
 function isReadableFile(file: string): boolean {
   try {
@@ -24,6 +25,12 @@ const envSchema = z.object({
   KITE_PUBLIC_URL: z
     .url({ protocol: /^https?$/, message: 'must be an http:// or https:// URL' })
     .refine((u) => !u.endsWith('/'), 'must not end with a slash')
+    // Source URLs and provenance are this URL plus a path: a query, fragment or credentials in it
+    // would end up in the middle of every one of them.
+    .refine((u) => {
+      const url = URL.parse(u); // null when not a URL at all: that has its own message
+      return !url || (!url.search && !url.hash && !url.username && !url.password && !/[?#]/.test(u));
+    }, 'must be a plain base URL: no query, fragment or credentials')
     .default('http://localhost:8787'),
   KITE_HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
   KITE_PORT: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0).max(65535, 'must be 0–65535').default(8787),
@@ -61,7 +68,9 @@ function describeIssue(error: z.ZodError, present: Record<string, string | undef
   const issue = error.issues[0]!;
   const variable = String(issue.path[0] ?? 'environment');
   const value = present[variable];
-  const got = value === undefined || SECRET_VARIABLES.has(variable) ? '' : ` (got ${JSON.stringify(value)})`;
+  // A URL with credentials (user:password@) is not echoed either.
+  const secret = SECRET_VARIABLES.has(variable) || (value !== undefined && /\/\/[^/]*@/.test(value));
+  const got = value === undefined || secret ? '' : ` (got ${JSON.stringify(value)})`;
   return `Invalid configuration: ${variable}: ${issue.message}${got}`;
 }
 
@@ -87,6 +96,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const file = e[variable];
     if (file && !isReadableFile(file)) throw new ConfigError(`Invalid configuration: ${variable}: cannot read the file ${JSON.stringify(file)}`);
   }
+  const pemProblem = (e.KITE_TLS_CERT_FILE && e.KITE_TLS_KEY_FILE ? tlsPairProblem(e.KITE_TLS_CERT_FILE, e.KITE_TLS_KEY_FILE) : undefined)
+    ?? (e.KITE_FEDERATION_CA_FILE ? caFileProblem(e.KITE_FEDERATION_CA_FILE) : undefined);
+  if (pemProblem) throw new ConfigError(`Invalid configuration: ${pemProblem}`);
   return Object.freeze({
     instanceId: e.KITE_INSTANCE_ID,
     publicUrl: e.KITE_PUBLIC_URL,

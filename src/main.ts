@@ -15,6 +15,7 @@ import { KeyStore } from './auth/key-store.js';
 import { Authenticator } from './auth/principal.js';
 import type { Config } from './config.js';
 import { openDatabase } from './db/database.js';
+import { databaseUrlError } from './db/database-url-error.js';
 import { isMigrated, migrate } from './db/migrate.js';
 import { NotificationListener } from './db/notifications.js';
 import { createPool } from './db/pool.js';
@@ -65,7 +66,9 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
   const database = await openDatabase(config, logger);
   const cleanups: (() => Promise<void>)[] = [() => database.stop()];
   try {
-    await migrate(database.url, logger);
+    await migrate(database.url, logger).catch((err: unknown) => {
+      throw config.databaseUrl ? databaseUrlError(err, config.databaseUrl) : err;
+    });
     const pool = createPool(database.url, logger);
     cleanups.unshift(() => pool.end());
     // Group commit gets connections of its own: with many peer actors querying at once, waiting

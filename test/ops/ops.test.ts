@@ -3,7 +3,7 @@
  * 404/405 answers, and §2 configuration (`loadConfig`): defaults, and one clear line naming the
  * variable for each bad value.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -12,6 +12,7 @@ import { ADMIN_TOKEN, expectStatus, startTestKite, type TestKite } from '../supp
 import { listen } from '../support/listener.js';
 import { stripeWebhook } from '../support/signers.js';
 import { metricsOf, sample, waitForMetrics } from '../support/metrics.js';
+import { makeTestTls } from '../support/tls.js';
 
 const STRIPE_SECRET = 'whsec_ops_metrics_secret_never_shown';
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -144,6 +145,10 @@ describe('ops - the listen path without an upgrade', () => {
 });
 
 describe('ops - configuration', () => {
+  // Real PEM files: the configuration checks what the TLS and CA files hold.
+  const tls = makeTestTls();
+  afterAll(() => rmSync(tls.dir, { recursive: true, force: true }));
+
   it('config - an empty environment takes the contract\'s defaults', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
@@ -162,8 +167,6 @@ describe('ops - configuration', () => {
   });
 
   it('config - set variables are read into the typed config', () => {
-    // Any readable files do for the TLS and CA variables: the config only checks they can be read.
-    const file = new URL('../../package.json', import.meta.url).pathname;
     const config = loadConfig({
       KITE_INSTANCE_ID: 'node-b',
       KITE_PUBLIC_URL: 'https://kite.example.com',
@@ -172,9 +175,9 @@ describe('ops - configuration', () => {
       DATABASE_URL: 'postgresql://u@db:5432/kite',
       KITE_DATA_DIR: '/var/lib/kite',
       KITE_ADMIN_TOKEN: 'a-long-enough-admin-token',
-      KITE_TLS_CERT_FILE: file,
-      KITE_TLS_KEY_FILE: file,
-      KITE_FEDERATION_CA_FILE: file,
+      KITE_TLS_CERT_FILE: tls.certFile,
+      KITE_TLS_KEY_FILE: tls.keyFile,
+      KITE_FEDERATION_CA_FILE: tls.caFile,
       KITE_LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
@@ -185,8 +188,8 @@ describe('ops - configuration', () => {
       databaseUrl: 'postgresql://u@db:5432/kite',
       dataDir: '/var/lib/kite',
       adminToken: 'a-long-enough-admin-token',
-      tls: { certFile: file, keyFile: file },
-      federationCaFile: file,
+      tls: { certFile: tls.certFile, keyFile: tls.keyFile },
+      federationCaFile: tls.caFile,
       logLevel: 'debug',
     });
   });
@@ -246,6 +249,40 @@ describe('ops - configuration', () => {
       expect(message).not.toContain(secret);
     });
   }
+
+  it('config - a TLS or CA file that holds no certificate or key, or a key of another certificate, names its variable', () => {
+    const text = new URL('../../package.json', import.meta.url).pathname;
+    const wrong = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(wrong({ KITE_TLS_CERT_FILE: text, KITE_TLS_KEY_FILE: tls.keyFile })).toMatch(/^Invalid configuration: KITE_TLS_CERT_FILE: holds no PEM certificate/);
+    expect(wrong({ KITE_TLS_CERT_FILE: tls.certFile, KITE_TLS_KEY_FILE: text })).toMatch(/^Invalid configuration: KITE_TLS_KEY_FILE: holds no unencrypted PEM private key/);
+    // The CA's key is a valid key, of another certificate; and the files swapped.
+    expect(wrong({ KITE_TLS_CERT_FILE: tls.certFile, KITE_TLS_KEY_FILE: `${tls.dir}/ca.key` })).toMatch(/^Invalid configuration: KITE_TLS_KEY_FILE: is not the key of the certificate in KITE_TLS_CERT_FILE$/);
+    expect(wrong({ KITE_TLS_CERT_FILE: tls.keyFile, KITE_TLS_KEY_FILE: tls.certFile })).toMatch(/^Invalid configuration: KITE_TLS_CERT_FILE: /);
+    expect(wrong({ KITE_FEDERATION_CA_FILE: text })).toMatch(/^Invalid configuration: KITE_FEDERATION_CA_FILE: holds no PEM certificate/);
+    expect(wrong({ KITE_TLS_CERT_FILE: tls.certFile, KITE_TLS_KEY_FILE: tls.keyFile, KITE_FEDERATION_CA_FILE: tls.caFile })).toBe('accepted');
+  });
+
+  it('config - a KITE_PUBLIC_URL with a query, a fragment or credentials is refused, without echoing the credentials', () => {
+    for (const url of ['https://kite.example.com/base?q=1', 'https://kite.example.com/base#top', 'https://kite.example.com?', 'https://user:s3cret-pw@kite.example.com']) {
+      let message = '';
+      try {
+        loadConfig({ KITE_PUBLIC_URL: url });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, url).toMatch(/^Invalid configuration: KITE_PUBLIC_URL: must be a plain base URL/);
+      expect(message).not.toContain('s3cret-pw');
+    }
+    expect(loadConfig({ KITE_PUBLIC_URL: 'https://kite.example.com/base' }).publicUrl).toBe('https://kite.example.com/base');
+  });
 
   it('config - a TLS or CA file that cannot be read names its variable', () => {
     const readable = new URL('../../package.json', import.meta.url).pathname;

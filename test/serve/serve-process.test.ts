@@ -108,4 +108,20 @@ describe('kite serve', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('KITE_PORT');
   });
+
+  it('serve and migrate - a DATABASE_URL where no database answers stops the start with one line naming DATABASE_URL and where it points, never the password', async () => {
+    const nobody = await freePort();
+    for (const command of ['serve', 'migrate']) {
+      const env = { PATH: process.env['PATH'] ?? '', DATABASE_URL: `postgres://kite:s3cret-pw@127.0.0.1:${nobody}/kite`, KITE_PORT: '0' };
+      const child = spawn(process.execPath, [CLI, command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code, command).not.toBe(0);
+      const lines = stderr.trim().split('\n');
+      expect(lines, command).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`DATABASE_URL: cannot use the database at 127\\.0\\.0\\.1:${nobody}/kite: .*ECONNREFUSED`));
+      expect(lines[0]).not.toContain('s3cret-pw');
+    }
+  });
 });

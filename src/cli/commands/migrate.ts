@@ -44,7 +44,10 @@ export const migrate: Command = {
     db = await openDatabase(config, logger);
     if (signalled) return new Promise<number>(() => interrupted(db!));
     try {
-      const { applied } = await applyMigrations(db.url, logger);
+      const { databaseUrlError } = await import('../../db/database-url-error.js');
+      const { applied } = await applyMigrations(db.url, logger).catch((err: unknown) => {
+        throw config.databaseUrl ? databaseUrlError(err, config.databaseUrl) : err;
+      });
       process.stdout.write(applied.length ? applied.map((name) => `applied ${name}\n`).join('') : 'already up to date\n');
     } finally {
       await stopDb(db);
