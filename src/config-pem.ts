@@ -4,37 +4,34 @@
  * uWebSockets.js, garbage or a key of another certificate only said "App construction failed";
  * a CA file without a certificate was accepted and trusted nothing.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
 
 /** Why the files are unusable, as `VARIABLE: what is wrong`; undefined when they are fine. */
 export function tlsPairProblem(certFile: string, keyFile: string): string | undefined {
-  const cert = readFileSync(certFile);
-  const key = readFileSync(keyFile);
-  if (!holdsCertificate(cert)) return `KITE_TLS_CERT_FILE: holds no PEM certificate (${JSON.stringify(certFile)})`;
+  const certificate = firstCertificate(readFileSync(certFile));
+  if (!certificate) return `KITE_TLS_CERT_FILE: holds no PEM certificate (${JSON.stringify(certFile)})`;
+  let key: KeyObject;
   try {
-    createPrivateKey(key);
+    key = createPrivateKey(readFileSync(keyFile));
   } catch {
     return `KITE_TLS_KEY_FILE: holds no unencrypted PEM private key (${JSON.stringify(keyFile)})`;
   }
-  try {
-    createSecureContext({ cert, key });
-  } catch {
-    return `KITE_TLS_KEY_FILE: is not the key of the certificate in KITE_TLS_CERT_FILE`;
-  }
+  // By the public key, whatever the key types: a TLS context takes an RSA key next to an EC
+  // certificate without a word (it could hold a pair of each) and serves nothing with it.
+  if (!certificate.checkPrivateKey(key)) return 'KITE_TLS_KEY_FILE: is not the key of the certificate in KITE_TLS_CERT_FILE';
   return undefined;
 }
 
 export function caFileProblem(caFile: string): string | undefined {
-  return holdsCertificate(readFileSync(caFile)) ? undefined : `KITE_FEDERATION_CA_FILE: holds no PEM certificate (${JSON.stringify(caFile)})`;
+  return firstCertificate(readFileSync(caFile)) ? undefined : `KITE_FEDERATION_CA_FILE: holds no PEM certificate (${JSON.stringify(caFile)})`;
 }
 
-function holdsCertificate(pem: Buffer): boolean {
+/** The first certificate of a PEM file (a chain or a bundle), if it holds one. */
+function firstCertificate(pem: Buffer): X509Certificate | undefined {
   try {
-    new X509Certificate(pem); // the first certificate of a chain or bundle
-    return true;
+    return new X509Certificate(pem);
   } catch {
-    return false;
+    return undefined;
   }
 }

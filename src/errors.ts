@@ -67,7 +67,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const message = String((err as { message?: unknown }).message ?? '');
   // 55000 (object_not_in_prerequisite_state) is too broad a code; at connect time its message
   // says the database takes no connections (ALTER DATABASE … ALLOW_CONNECTIONS false).
-  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Query read timeout|Client has encountered a connection error|database unavailable|is not currently accepting connections/i.test(message);
+  return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Query read timeout|Client has encountered a connection error|database unavailable|is not currently accepting connections|^timeout expired$/i.test(message);
 }
 
 /** The one way to turn anything caught into a KiteError. */

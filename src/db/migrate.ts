@@ -14,6 +14,8 @@ import type { Logger } from '../observability/logger.js';
 /** `migrations/` at the package root, whether running from src/ (tests) or dist/src/ (built). */
 export const MIGRATIONS_DIR = findMigrationsDir();
 
+export const MIGRATE_CONNECT_TIMEOUT_MS = 10_000;
+
 // An arbitrary constant shared by every Kite node: the advisory lock's key.
 const MIGRATION_LOCK_KEY = 0x4b495445; // "KITE"
 
@@ -38,7 +40,9 @@ export async function loadMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]>
 
 export async function migrate(url: string, logger: Logger): Promise<{ applied: string[] }> {
   const migrations = await loadMigrations();
-  const client = new pg.Client({ connectionString: url, application_name: 'kite-migrate' });
+  // The first contact with the database at start: one that accepts connections and never
+  // answers must fail the start with a line naming DATABASE_URL, not hang it silently.
+  const client = new pg.Client({ connectionString: url, application_name: 'kite-migrate', connectionTimeoutMillis: MIGRATE_CONNECT_TIMEOUT_MS });
   // A lost connection fails the statement in flight; without a listener it would also crash the process.
   client.on('error', () => {});
   await client.connect();

@@ -3,7 +3,8 @@
  * 404/405 answers, and §2 configuration (`loadConfig`): defaults, and one clear line naming the
  * variable for each bad value.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -266,6 +267,10 @@ describe('ops - configuration', () => {
     // The CA's key is a valid key, of another certificate; and the files swapped.
     expect(wrong({ KITE_TLS_CERT_FILE: tls.certFile, KITE_TLS_KEY_FILE: `${tls.dir}/ca.key` })).toMatch(/^Invalid configuration: KITE_TLS_KEY_FILE: is not the key of the certificate in KITE_TLS_CERT_FILE$/);
     expect(wrong({ KITE_TLS_CERT_FILE: tls.keyFile, KITE_TLS_KEY_FILE: tls.certFile })).toMatch(/^Invalid configuration: KITE_TLS_CERT_FILE: /);
+    // A key of another type (RSA next to the EC certificate), which a TLS context takes silently.
+    const rsaKey = `${tls.dir}/rsa.key`;
+    writeFileSync(rsaKey, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    expect(wrong({ KITE_TLS_CERT_FILE: tls.certFile, KITE_TLS_KEY_FILE: rsaKey })).toMatch(/^Invalid configuration: KITE_TLS_KEY_FILE: is not the key of the certificate/);
     expect(wrong({ KITE_FEDERATION_CA_FILE: text })).toMatch(/^Invalid configuration: KITE_FEDERATION_CA_FILE: holds no PEM certificate/);
     expect(wrong({ KITE_TLS_CERT_FILE: tls.certFile, KITE_TLS_KEY_FILE: tls.keyFile, KITE_FEDERATION_CA_FILE: tls.caFile })).toBe('accepted');
   });

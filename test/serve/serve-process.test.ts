@@ -124,4 +124,23 @@ describe('kite serve', () => {
       expect(lines[0]).not.toContain('s3cret-pw');
     }
   });
+
+  it('serve - a DATABASE_URL whose server accepts connections and never answers fails the start in about 10 s, naming DATABASE_URL, instead of hanging', async () => {
+    const silent = createServer(() => {}); // takes the connection, says nothing
+    const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
+    try {
+      const started = Date.now();
+      const env = { PATH: process.env['PATH'] ?? '', DATABASE_URL: `postgres://kite@127.0.0.1:${port}/kite`, KITE_PORT: '0' };
+      const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).not.toBe(0);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^kite: DATABASE_URL: cannot use the database at 127\\.0\\.0\\.1:${port}/kite: .*timeout`))]);
+    } finally {
+      silent.close();
+    }
+  }, 30_000);
 });
