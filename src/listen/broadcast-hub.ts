@@ -21,6 +21,10 @@ import { CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, type ListenerSocket } fr
 export const SLOW_LISTENER_BYTES = 8 * 1024 * 1024;
 /** Replay pauses reading above this, and resumes on drain, so history never trips the limit. */
 const REPLAY_HIGH_WATER_BYTES = 1024 * 1024;
+/** Replay hands the socket this much at a time, checking the high-water mark in between. */
+const REPLAY_CHUNK_BYTES = 256 * 1024;
+/** A replay read asks for about this many bytes of events (by the size of the last read's). */
+const REPLAY_READ_BYTES = 4 * 1024 * 1024;
 const READ_BATCH = 500;
 
 export interface Listener {
@@ -73,7 +77,11 @@ export class BroadcastHub {
     // The table's head, not just this node's broadcast head, which may lag behind commits of
     // other nodes whose notifications are still in flight. A listener without `after` starts
     // there; events up to it that the pump broadcasts later are skipped for it (seq ≤ cursor).
-    const head = Math.max(channel.head, await this.reader.readHead(teamId));
+    // The broadcast head is read after the table's: events broadcast while that read was in
+    // flight never reach this listener, so its head must cover them (read before the await, it
+    // did not, and the listener missed them: a gap after its ready frame).
+    const tableHead = await this.reader.readHead(teamId);
+    const head = Math.max(channel.head, tableHead);
     if (this.channels.get(teamId) !== channel) return this.subscribe(teamId, socket, options); // channel was dropped meanwhile
     this.announce(teamId, head);
     const listener: Listener = {
@@ -230,22 +238,42 @@ export class BroadcastHub {
     return sent;
   }
 
+  /**
+   * Sends the table from the listener's cursor, a read at a time, then turns it live. The socket
+   * gets a chunk at a time and the replay waits for it to drain above the high-water mark, so
+   * large events cannot pile up past the 8 MiB limit (a read of 40 events of 900 KiB queued 33 MB
+   * at once); reads shrink to about REPLAY_READ_BYTES when events are large.
+   *
+   * Turning live happens in the same tick as the check that nothing is left: the cursor has
+   * reached the channel's head (everything broadcast so far) and the last read found the table's
+   * end. Whatever the pump broadcast while this replay waited (for a read or a drain) moved the
+   * head past the cursor, so it is read again rather than skipped.
+   */
   private async replay(listener: Listener, channel: Channel): Promise<void> {
+    let limit = READ_BATCH;
     try {
       while (!listener.closed) {
-        if (listener.socket.bufferedAmount() > REPLAY_HIGH_WATER_BYTES) {
-          await new Promise<void>((resolve) => (listener.onDrain = resolve));
-          continue;
-        }
-        const events = await this.reader.readAfter(channel.teamId, listener.cursor, READ_BATCH);
+        if (await this.waitForDrain(listener)) continue;
+        const events = await this.reader.readAfter(channel.teamId, listener.cursor, limit);
         if (listener.closed) return;
-        const frames = events.map(frameOf);
-        this.sendTo(listener, events, frames);
-        if (events.length > 0) listener.cursor = Math.max(listener.cursor, events[events.length - 1]!.seq);
-        if (events.length < READ_BATCH && listener.cursor >= channel.head) {
-          listener.live = true; // same tick as the read: nothing can slip in between
+        for (let start = 0; start < events.length; ) {
+          if (await this.waitForDrain(listener)) {
+            if (listener.closed) return;
+            continue;
+          }
+          let end = start;
+          for (let bytes = 0; end < events.length && (end === start || bytes < REPLAY_CHUNK_BYTES); end++) bytes += events[end]!.json.length;
+          const chunk = events.slice(start, end);
+          this.sendTo(listener, chunk, chunk.map(frameOf));
+          if (listener.closed) return;
+          listener.cursor = Math.max(listener.cursor, chunk[chunk.length - 1]!.seq);
+          start = end;
+        }
+        if (events.length < limit && listener.cursor >= channel.head) {
+          listener.live = true; // same tick as the check: nothing can slip in between
           return;
         }
+        limit = readLimitAfter(events);
       }
     } catch (err) {
       this.options.onError?.(err, channel.teamId);
@@ -253,11 +281,26 @@ export class BroadcastHub {
     }
   }
 
+  /** Waits for the socket to drain when it holds more than the replay's high-water mark; true if it waited. */
+  private async waitForDrain(listener: Listener): Promise<boolean> {
+    if (listener.socket.bufferedAmount() <= REPLAY_HIGH_WATER_BYTES) return false;
+    await new Promise<void>((resolve) => (listener.onDrain = resolve));
+    return true;
+  }
+
   private close(listener: Listener, code: number, reason: string): void {
     if (listener.closed) return;
     this.unsubscribe(listener);
     listener.socket.end(code, reason);
   }
+}
+
+/** The next replay read's row limit: about REPLAY_READ_BYTES of events the size of the last read's. */
+function readLimitAfter(events: readonly StoredEvent[]): number {
+  if (events.length === 0) return READ_BATCH;
+  let bytes = 0;
+  for (const event of events) bytes += event.json.length;
+  return Math.max(1, Math.min(READ_BATCH, Math.floor(REPLAY_READ_BYTES / (bytes / events.length))));
 }
 
 /** Encoded once per event: sending the same bytes to every listener avoids one UTF-8 encoding per send. */

@@ -28,8 +28,14 @@ class MemoryStream implements EventReader {
     if (gate) await gate;
     return snapshot;
   }
+  /** When set, the next readHead waits for this gate before answering (its snapshot is taken first). */
+  headGate: Promise<void> | undefined;
   async readHead() {
-    return this.rows.length;
+    const snapshot = this.rows.length;
+    const gate = this.headGate;
+    this.headGate = undefined;
+    if (gate) await gate;
+    return snapshot;
   }
   async readHeads() {
     return new Map([[TEAM, this.rows.length]]);
@@ -40,11 +46,14 @@ class FakeSocket implements ListenerSocket {
   readonly frames: any[] = [];
   buffered = 0;
   closed: { code: number; reason: string } | undefined;
-  /** Bytes each frame adds to the simulated send buffer (nothing drains it unless a test does). */
-  bytesPerFrame = 0;
+  /** Bytes each frame adds to the simulated send buffer (nothing drains it unless a test does); 'frame': its own length. */
+  bytesPerFrame: number | 'frame' = 0;
+  /** The most the simulated buffer ever held. */
+  maxBuffered = 0;
   send(frame: Uint8Array) {
     this.frames.push(JSON.parse(Buffer.from(frame).toString('utf8')));
-    this.buffered += this.bytesPerFrame;
+    this.buffered += this.bytesPerFrame === 'frame' ? frame.length : this.bytesPerFrame;
+    this.maxBuffered = Math.max(this.maxBuffered, this.buffered);
     return true;
   }
   bufferedAmount() {
@@ -90,6 +99,32 @@ describe('broadcast hub', () => {
     await until(() => socket.seqs.length === 15);
     expect(socket.frames[0]).toEqual({ type: 'ready', head: 10 });
     expect(socket.seqs).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+  });
+
+  it('hub - a listener without after that subscribes while events are broadcast gets every event after its ready head (no gap at the seam)', async () => {
+    const stream = new MemoryStream();
+    for (let i = 0; i < 10; i++) stream.append();
+    const hub = new BroadcastHub(stream);
+    const first = new FakeSocket();
+    await hub.subscribe(TEAM, first, { matches: () => true }); // the channel is open, its head 10
+    const g = gate();
+    stream.headGate = g.promise; // the second listener's head read takes its snapshot (10), then waits
+    const second = new FakeSocket();
+    const subscribed = hub.subscribe(TEAM, second, { matches: () => true });
+    await new Promise((r) => setImmediate(r));
+    // 11..13 commit here and are broadcast to the first listener while that read is in flight.
+    const committed = [stream.append(), stream.append(), stream.append()];
+    hub.committed(committed.map((e) => ({ teamId: TEAM, seq: e.seq, type: e.type, json: e.json, committedAt: Date.now() })));
+    await until(() => first.seqs.length === 3);
+    g.open();
+    await subscribed;
+    const last = stream.append();
+    hub.committed([{ teamId: TEAM, seq: last.seq, type: last.type, json: last.json, committedAt: Date.now() }]);
+    await until(() => second.seqs.includes(14));
+    // Contract §4: every event with seq > the ready frame's head, none missing, none repeated.
+    const head = second.frames[0].head as number;
+    expect(second.frames[0].type).toBe('ready');
+    expect(second.seqs).toEqual(Array.from({ length: 14 - head }, (_, i) => head + 1 + i));
   });
 
   it('hub - an announced head from another node is filled from the table, local commits after it stay in order', async () => {
@@ -144,6 +179,46 @@ describe('broadcast hub', () => {
     await until(() => socket.seqs.length === 1200);
     expect(socket.seqs).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
     expect(socket.closed).toBeUndefined();
+  });
+
+  it('hub - replaying large events never queues more than about the high-water mark, and reads fewer of them at a time', async () => {
+    const stream = new MemoryStream();
+    const big = 'x'.repeat(300 * 1024);
+    for (let i = 1; i <= 40; i++) stream.rows.push({ seq: i, type: 'com.test.a', json: `{"n":${i},"pad":"${big}"}` });
+    const hub = new BroadcastHub(stream);
+    const socket = new FakeSocket();
+    socket.bytesPerFrame = 'frame';
+    const listener = await hub.subscribe(TEAM, socket, { after: 0, matches: () => true });
+    // A client that reads only when asked: drain whenever the replay has paused.
+    for (let rounds = 0; socket.seqs.length < 40 && rounds < 200; rounds++) {
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      socket.buffered = 0;
+      hub.drained(listener);
+    }
+    expect(socket.seqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // At most the 1 MiB mark plus one event above it: far from the 8 MiB that closes a listener.
+    expect(socket.maxBuffered).toBeLessThan(1024 * 1024 + 2 * big.length);
+    expect(socket.closed).toBeUndefined();
+    // Live once the replay is done: a new event arrives.
+    const next = stream.append();
+    hub.committed([{ teamId: TEAM, seq: next.seq, type: next.type, json: next.json, committedAt: Date.now() }]);
+    await until(() => socket.seqs.includes(41));
+  });
+
+  it('hub - a replay read after large events asks for about 4 MiB of them, not 500', async () => {
+    const stream = new MemoryStream();
+    const big = 'x'.repeat(20 * 1024);
+    for (let i = 1; i <= 800; i++) stream.rows.push({ seq: i, type: 'com.test.a', json: `{"n":${i},"pad":"${big}"}` });
+    const limits: number[] = [];
+    const read = stream.readAfter.bind(stream);
+    stream.readAfter = (team, after, limit) => (limits.push(limit), read(team, after, limit));
+    const hub = new BroadcastHub(stream);
+    const socket = new FakeSocket(); // never fills: nothing waits for a drain
+    await hub.subscribe(TEAM, socket, { after: 0, matches: () => true });
+    await until(() => socket.seqs.length === 800);
+    expect(limits[0]).toBe(500);
+    expect(limits[1]).toBe(Math.floor((4 * 1024 * 1024) / `{"n":100,"pad":"${big}"}`.length)); // 204
+    expect(socket.seqs).toEqual(Array.from({ length: 800 }, (_, i) => i + 1));
   });
 
   it('hub - filters apply to replay and live alike, and closing by key closes only that key', async () => {
