@@ -20,6 +20,16 @@ const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** Decimal digits only: `Number()` would also take `1e4`, `0x10` and ` 80`. */
+function wholeNumber(min: number, max: number) {
+  const range = max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `${min}–${max}`;
+  return z
+    .string()
+    .regex(/^\d{1,16}$/, `must be a whole number, ${range}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be ${range}`);
+}
+
 const envSchema = z.object({
   KITE_INSTANCE_ID: z.string().regex(SLUG, 'must match ^[a-z0-9][a-z0-9-]{0,62}$').default('kite-local'),
   KITE_PUBLIC_URL: z
@@ -33,7 +43,7 @@ const envSchema = z.object({
     }, 'must be a plain base URL: no query, fragment or credentials')
     .default('http://localhost:8787'),
   KITE_HOST: z.string().min(1, 'must not be empty').default('127.0.0.1'),
-  KITE_PORT: z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(0).max(65535, 'must be 0–65535').default(8787),
+  KITE_PORT: wholeNumber(0, 65535).default(8787),
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
@@ -44,7 +54,7 @@ const envSchema = z.object({
   KITE_TLS_KEY_FILE: z.string().min(1).optional(),
   KITE_FEDERATION_CA_FILE: z.string().min(1).optional(),
   KITE_LOG_LEVEL: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-  KITE_MAX_BODY_BYTES: z.coerce.number({ error: 'must be a number' }).int().min(1024, 'must be at least 1024').default(1024 * 1024),
+  KITE_MAX_BODY_BYTES: wholeNumber(1024, Number.MAX_SAFE_INTEGER).default(1024 * 1024),
 });
 
 export interface Config {

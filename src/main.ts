@@ -65,6 +65,9 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
   const logger = options.logger ?? createLogger(config.logLevel);
   const database = await openDatabase(config, logger);
   const cleanups: (() => Promise<void>)[] = [() => database.stop()];
+  // Set once this start has made the admin token: if the start then fails (a port in use, a TLS
+  // file), the token is still shown once, or nobody would ever see it (contract §2).
+  let createdToken: { token: string; file: string } | undefined;
   try {
     await migrate(database.url, logger).catch((err: unknown) => {
       throw config.databaseUrl ? databaseUrlError(err, config.databaseUrl) : err;
@@ -76,6 +79,7 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     const appendPool = createPool(database.url, logger, 6);
     cleanups.unshift(() => appendPool.end());
     const adminToken = await loadAdminToken(pool, config.adminToken, config.dataDir);
+    createdToken = adminToken.created;
     const metrics = createMetrics();
     // Per-peer state and queues, read from the shared tables at scrape time (right on any node).
     registerPeerGauges(metrics.registry, () => readPeerQueueStats(pool));
@@ -212,6 +216,9 @@ export async function startKite(config: Config, options: StartOptions = {}): Pro
     };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => {});
+    if (options.banner && createdToken) {
+      process.stderr.write(`Admin token (made by this start, which failed; shown once, also saved in ${createdToken.file}):\n  ${createdToken.token}\n`);
+    }
     throw err;
   }
 }

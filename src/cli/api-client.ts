@@ -121,10 +121,23 @@ export function describeHttpError(status: number, text: string, method: string, 
   return `${method} ${target} failed with HTTP ${status}${snippet ? `: ${snippet}` : ''}`;
 }
 
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 function describeNetworkError(err: unknown, base: string, timeoutMs: number): string {
   const e = err as { name?: string; cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError') return `no answer from Kite at ${base} within ${timeoutMs / 1000} s`;
   const reason = e.cause?.code ?? e.cause?.message ?? (err instanceof Error ? err.message : String(err));
+  // Kite answered, but TLS did not verify: a private CA, most often. Not a matter of running it.
+  if (TLS_TRUST_CODES.has(reason) || /certificate/i.test(reason)) {
+    return `Kite at ${base} answered with a certificate this machine does not trust (${reason}); for a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>`;
+  }
+  // Plain HTTP to a port that speaks only TLS: the server drops the connection without an answer.
+  if (base.startsWith('http://') && (reason === 'UND_ERR_SOCKET' || reason === 'ECONNRESET')) {
+    return `Kite at ${base} closed the connection without an answer (${reason}); if it serves HTTPS (KITE_TLS_CERT_FILE), use an https:// URL`;
+  }
   return `cannot reach Kite at ${base} (${reason}); is 'kite serve' running? Use --url or KITE_URL to point elsewhere`;
 }
 

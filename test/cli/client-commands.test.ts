@@ -1,9 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild, kiteAgainst, startFakeKite, tempDir, type FakeKite, type Recorded } from './helpers.js';
+import { makeTestTls } from '../support/tls.js';
 
 assertFreshBuild();
 
@@ -72,6 +74,24 @@ describe('cli client commands', () => {
     const r = await kite(['keys', 'list', '--team', 'acme'], { status: 200 }, { env: { KITE_URL: `http://127.0.0.1:${port}` } });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^kite: cannot reach Kite at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\).*\n$`));
+  });
+
+  it('client - a Kite whose certificate is not trusted, or plain HTTP to a TLS port, is one line saying so and what to do, not "is kite serve running?"', async () => {
+    const tls = makeTestTls();
+    const server = createTlsServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }, (_req, res) => res.end('{}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const untrusted = await kite(['keys', 'list', '--team', 'acme'], { status: 200 }, { env: { KITE_URL: `https://localhost:${port}` } });
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toMatch(/^kite: Kite at https:\/\/localhost:\d+ answered with a certificate this machine does not trust \(\w+\); for a private CA, run with NODE_EXTRA_CA_CERTS=<its PEM file>\n$/);
+      const plain = await kite(['keys', 'list', '--team', 'acme'], { status: 200 }, { env: { KITE_URL: `http://127.0.0.1:${port}` } });
+      expect(plain.code).toBe(1);
+      expect(plain.stderr).toMatch(/^kite: Kite at http:\/\/127\.0\.0\.1:\d+ closed the connection without an answer \(\w+\); if it serves HTTPS \(KITE_TLS_CERT_FILE\), use an https:\/\/ URL\n$/);
+    } finally {
+      server.close();
+      rmSync(tls.dir, { recursive: true, force: true });
+    }
   });
 
   it('keys create - POSTs name and role, prints the key, and reminds on stderr that it is shown once', async () => {

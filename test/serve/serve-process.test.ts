@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../support/database.js';
 import { listen } from '../support/listener.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
@@ -122,6 +123,35 @@ describe('kite serve', () => {
       expect(lines, command).toHaveLength(1);
       expect(lines[0]).toMatch(new RegExp(`DATABASE_URL: cannot use the database at 127\\.0\\.0\\.1:${nobody}/kite: .*ECONNREFUSED`));
       expect(lines[0]).not.toContain('s3cret-pw');
+    }
+  });
+
+  it('serve - a first start that makes the admin token and then fails (its port taken) still shows the token once; the next start does not', async () => {
+    const db = await createTestDatabase();
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'kite-serve-'));
+    dirs.push(dataDir);
+    const taken = createServer();
+    const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as { port: number }).port)));
+    try {
+      const child = spawn(process.execPath, [CLI, 'serve'], { env: { PATH: process.env['PATH'] ?? '', DATABASE_URL: db.url, KITE_DATA_DIR: dataDir, KITE_PORT: String(port), KITE_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      expect(await new Promise<number | null>((resolve) => child.once('exit', resolve))).not.toBe(0);
+      expect(stderr).toMatch(/KITE_PORT/);
+      const token = /Admin token[^\n]*\n\s+(\S+)/.exec(stderr)?.[1];
+      expect(token).toMatch(/^kite_admin_/);
+      expect(readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(token);
+      // Shown once: the next (successful) start keeps it and does not print it again.
+      const second = await serve({ DATABASE_URL: db.url, KITE_DATA_DIR: dataDir });
+      expect(second.stderr()).not.toContain(token!);
+      const answer = await fetch(`${second.url}/v1/teams`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"slug":"acme"}' });
+      expect(answer.status).toBe(201);
+      second.child.kill('SIGTERM');
+      await second.exited;
+    } finally {
+      taken.close();
+      await db.drop();
     }
   });
 

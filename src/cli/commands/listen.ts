@@ -21,8 +21,10 @@ export const listen: Command = {
     usage: 'kite listen --team <team> [--types <patterns>] [--after <seq>] [--cursor-file <file>] [--quiet]',
     details: [
       'Prints one CloudEvent per line on stdout; status goes to stderr. Patterns are comma-separated;',
-      "'*' matches anything, and 'stripe.*' matches com.stripe.* too. After each event the seq is saved",
-      'to the cursor file; the next start resumes after it unless --after is given. Without a cursor',
+      "'*' matches anything, and 'stripe.*' matches com.stripe.* too. The seq of the last event printed",
+      'is saved to the cursor file (at most every 0.2 s, and on exit); the next start resumes after it',
+      'unless --after is given. After a crash or kill -9, the events of that last 0.2 s may print again',
+      '(at least once, never skipped): dedupe by the event id if that matters. Without a cursor',
       'or --after, only new events are printed. Dropped connections are retried (0.5 s doubling to 30 s);',
       'a revoked key or a refused team ends the command with exit code 1.',
       'Listeners of the same team with different --types should each have their own --cursor-file.',
