@@ -208,6 +208,9 @@ export class PeerActor {
   update(peer: SupervisedPeer, redrive: boolean): void {
     const before = this.peer;
     this.peer = peer;
+    // An answer of the old settings still to be reported (a one-at-a-time re-send's failure) no
+    // longer says anything about the new ones.
+    this.delivery.forgetReadAhead();
     this.bucket.reconfigure(peer.rateLimit.perSecond, peer.rateLimit.burst);
     if (before.url !== peer.url || before.retry.timeoutMs !== peer.retry.timeoutMs) {
       void this.http.close();
