@@ -23,6 +23,9 @@ import type { DeliverInput, PeerContext, PeerEvent, PeerInput, PeerState, PeerSt
 
 export type * from './peer-types.js';
 
+/** The longest delay a timer takes (2^31 − 1 ms, 24.8 days). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 function notProvided(name: string): never {
   throw new Error(`peer machine: "${name}" not provided`);
 }
@@ -130,7 +133,9 @@ export const peerMachine = setup({
   },
   delays: {
     retryDelay: ({ context }) => backoffDelay(context.attempts, context.retry, context.random),
-    rateLimitDelay: ({ context }) => context.retryAfterMs,
+    // A timer cannot wait longer than MAX_TIMER_MS: asked for more (a Retry-After of years, or a
+    // bucket refilling once a month), Node's fires after 1 ms, and the peer was asked ~100 times a second.
+    rateLimitDelay: ({ context }) => Math.min(context.retryAfterMs, MAX_TIMER_MS),
     firstProbeDelay: ({ context }) => context.retry.maxDelayMs,
     probeDelay: ({ context }) => jitter(context.retry.maxDelayMs, context.random),
     idlePoll: 5_000,

@@ -70,9 +70,23 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|connection timeout|Query read timeout|Client has encountered a connection error|database unavailable|is not currently accepting connections|^timeout expired$/i.test(message);
 }
 
-/** The one way to turn anything caught into a KiteError. */
+/**
+ * Postgres refused a value of the request itself: a data exception (class 22: a NUL character, an
+ * invalid Unicode escape, …) or a program limit (class 54: a dedup key too long to index, data
+ * nested too deeply). The client sent something Kite cannot store: a 400, never retried by a
+ * provider as a 500 would be.
+ */
+export function isRefusedValue(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code);
+}
+
+/** The one way to turn anything caught into a KiteError; an internal error keeps what caused it (for the log). */
 export function coerceError(err: unknown): KiteError {
   if (err instanceof KiteError) return err;
   if (isDatabaseUnavailable(err)) return new KiteError('database_unavailable');
-  return new KiteError('internal_error');
+  if (isRefusedValue(err)) {
+    return new KiteError('invalid_input', `A value in the request cannot be stored: ${String((err as Error).message).slice(0, 200)}.`);
+  }
+  return Object.assign(new KiteError('internal_error'), { cause: err });
 }

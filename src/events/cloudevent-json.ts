@@ -168,11 +168,24 @@ export function keepStructuredEvent(raw: unknown, options: KeepOptions): Normali
     if (parsed === null) throw invalid('time must be an RFC 3339 timestamp.');
     time = parsed;
   }
-  const event = { id: kept.id as string, source: kept.source as string, type, time, json: JSON.stringify(kept) };
+  const event = { id: kept.id as string, source: kept.source as string, type, time, json: eventText(kept) };
   if (options.stripKiteExtensions || !('kitefedorigin' in kept || 'kitefedchain' in kept || 'kitefedhops' in kept)) return event;
   return { ...event, provenance: { kitefedorigin: kept['kitefedorigin'], kitefedchain: kept['kitefedchain'], kitefedhops: kept['kitefedhops'] } };
 }
 
 function invalid(message: string): KiteError {
   return new KiteError('invalid_body', message);
+}
+
+/**
+ * The event as text. `data` nested some thousands of levels deep overflows JSON.stringify's stack
+ * (a RangeError, which answered 500): it is a body Kite cannot keep, so a 400.
+ */
+function eventText(kept: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(kept);
+  } catch (err) {
+    if (err instanceof RangeError) throw invalid('The event is nested too deeply to store.');
+    throw err;
+  }
 }

@@ -53,7 +53,8 @@ export interface BodyReader {
  * Streams the body. Rejects with KiteError('payload_too_large') once the limit is passed; the
  * caller answers 413 and closes the connection (the rest of the body is never read).
  */
-export function readBody(res: HttpResponse, head: RequestHead, maxBytes: number): Promise<Buffer> {
+/** `abort.cancel` is set while a body is being read: call it when the client goes away. */
+export function readBody(res: HttpResponse, head: RequestHead, maxBytes: number, abort?: { cancel?: () => void }): Promise<Buffer> {
   const declared = head.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(new KiteError('payload_too_large', `The body is larger than the limit of ${maxBytes} bytes.`));
@@ -65,6 +66,13 @@ export function readBody(res: HttpResponse, head: RequestHead, maxBytes: number)
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    if (abort) {
+      abort.cancel = () => {
+        if (done) return;
+        done = true;
+        reject(new KiteError('invalid_input', 'The client went away before the body was complete.'));
+      };
+    }
     res.onData((chunk, isLast) => {
       if (done) return;
       size += chunk.byteLength;

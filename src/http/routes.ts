@@ -28,8 +28,12 @@ export function mountRoutes(app: TemplatedApp, routes: readonly Route[], options
     app[route.method](route.pattern, (res, req) => {
       const started = performance.now();
       let aborted = false;
+      // The client went away: a body still being read will never end, and the request would
+      // count as in flight for ever (a graceful shutdown waited on it endlessly).
+      const body: { cancel?: () => void } = {};
       res.onAborted(() => {
         aborted = true;
+        body.cancel?.();
       });
       const head = readHead(req, paramNames);
       options.inFlight.begin();
@@ -45,14 +49,17 @@ export function mountRoutes(app: TemplatedApp, routes: readonly Route[], options
         finish(errorResponse(new KiteError('shutting_down')), true);
         return;
       }
-      readBody(res, head, route.maxBodyBytes ?? options.maxBodyBytes)
+      readBody(res, head, route.maxBodyBytes ?? options.maxBodyBytes, body)
         .then((body) => route.handler(toKiteRequest(head, body)))
         .then(
           (response) => finish(response),
           (err: unknown) => {
             const response = errorResponse(err);
-            if (response.status >= 500 && !(err instanceof KiteError)) {
-              options.logger.error({ err, path: head.path, method: head.method }, 'request failed');
+            // Every 500, also one a route already turned into a KiteError (ingest does, for its
+            // metrics): with what caused it, which the client never sees.
+            if (response.status === 500) {
+              const cause = err instanceof KiteError ? (err.cause ?? err) : err;
+              options.logger.error({ err: cause, path: head.path, method: head.method }, 'request failed');
             }
             // After a 413 the rest of the body is still on the wire: close instead of reading it.
             finish(response, response.status === 413);

@@ -24,6 +24,7 @@
  * transaction.
  */
 import type { Pool, PoolClient } from '../db/pool.js';
+import { isRefusedValue } from '../errors.js';
 import type { NormalizedEvent } from '../providers/types.js';
 
 export interface AppendRequest {
@@ -186,6 +187,14 @@ export class EventAppender {
       rows = await this.write(batch.map((p) => p.request));
     } catch (err) {
       this.options.onFlush?.(batch.length, (performance.now() - started) / 1000, false);
+      const parts = requestsOf(batch);
+      // One request's value that Postgres refuses (a NUL character, a dedup key too long to index,
+      // …) fails the whole transaction: store the batch's requests apart, in order, so that only
+      // that request fails (with a 400) and the others, of any team, are stored.
+      if (parts.length > 1 && isRefusedValue(err)) {
+        for (const part of parts) await this.flush(part);
+        return;
+      }
       for (const pending of batch) pending.reject(err);
       return;
     }
@@ -209,6 +218,17 @@ export class EventAppender {
   private async write(requests: readonly AppendRequest[]): Promise<AppendRow[]> {
     return appendOn(this.pool, requests, this.options.selfInstanceId, this.options.federationSource);
   }
+}
+
+/** The batch's requests, in order: the events of one appendMany (one `group`) stay together. */
+function requestsOf(batch: readonly Pending[]): Pending[][] {
+  const parts: Pending[][] = [];
+  for (const pending of batch) {
+    const last = parts[parts.length - 1];
+    if (last && pending.group !== undefined && last[0]!.group === pending.group) last.push(pending);
+    else parts.push([pending]);
+  }
+  return parts;
 }
 
 /**

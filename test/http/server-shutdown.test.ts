@@ -4,7 +4,7 @@
  * node:http with a keep-alive Agent, the way a webhook sender or a peer would pool connections.
  */
 import http from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -85,6 +85,25 @@ describe('server shutdown', () => {
     const closed = closedWithin(answer.socket, 5_000);
     await kite.close();
     await closed;
+  });
+
+  it('server - a client that goes away in the middle of its body does not hold close() up', async () => {
+    const { kite } = await start();
+    const url = new URL(kite.url);
+    // Half a body, then gone: the server read part of it and will never see the rest.
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write('POST /v1/teams HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"slug":');
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 100);
+      });
+      socket.on('error', reject);
+    });
+    const started = Date.now();
+    await Promise.race([kite.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('kite.close() still waiting 10 s later')), 10_000))]);
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('server - a request in flight when close() starts is answered, with connection: close, before its connection is closed', async () => {

@@ -4,6 +4,7 @@
  * a batch of one), several when it is deep, other teams' flushes alongside, and each team's events
  * stored in the order they were handed in.
  */
+import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +103,30 @@ describe('EventAppender', () => {
     const seqs = stored.map((r) => r.seq);
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
     await appender.drain();
+  });
+
+  it('a value Postgres refuses fails only its own request (400): the other requests of the batch, of any team, are stored, a multi-event request whole', async () => {
+    const sizes: { size: number; ok: boolean }[] = [];
+    const appender = new EventAppender(pool, { selfInstanceId: 'kite-a', federationSource: 'https://a.example/federation', onFlush: (size, _s, ok) => sizes.push({ size, ok }) });
+    const poisoned = (id: string): NormalizedEvent => ({ ...event(id), json: JSON.stringify({ specversion: '1.0', id, source: '/test', type: 'test.happened', data: { text: 'a\u0000b' } }) });
+    // Past what the dedup index holds (random, so compression cannot shrink it).
+    const tooLong = event(`long-${randomBytes(4500).toString('hex')}`);
+    // All in one tick: one batch.
+    const settled = await Promise.allSettled([
+      appender.append({ teamId: teams[0]!, event: event('poison-ok-1') }),
+      appender.append({ teamId: teams[1]!, event: poisoned('poison-bad') }),
+      appender.appendMany([{ teamId: teams[1]!, event: event('poison-ok-2a') }, { teamId: teams[1]!, event: event('poison-ok-2b') }]),
+      appender.append({ teamId: teams[0]!, event: tooLong }),
+      appender.append({ teamId: teams[0]!, event: event('poison-ok-3') }),
+    ]);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    const { coerceError } = await import('../../src/errors.js');
+    for (const failed of [settled[1], settled[3]] as PromiseRejectedResult[]) expect(coerceError(failed.reason)).toMatchObject({ status: 400, code: 'invalid_input' });
+    const stored = await db.query<{ id: string }>(`SELECT id FROM events WHERE id LIKE 'poison-%' OR id LIKE 'long-%' ORDER BY team_id, seq`);
+    expect(stored.map((r) => r.id)).toEqual(['poison-ok-1', 'poison-ok-3', 'poison-ok-2a', 'poison-ok-2b']);
+    // The batch of six events failed, then its five requests went apart.
+    expect(sizes[0]).toEqual({ size: 6, ok: false });
+    expect(sizes.slice(1).map((f) => f.size)).toEqual([1, 1, 2, 1, 1]);
   });
 
   it('flushes another team while one team waits for its row lock', async () => {

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sign as githubSign } from '@octokit/webhooks-methods';
+import { Webhook } from 'standardwebhooks';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { startTestKite, type TestKite } from '../support/kite.js';
 import { STANDARD_SECRET, standardWebhook, stripeWebhook } from '../support/signers.js';
@@ -49,6 +50,28 @@ describe('ingest', () => {
       datacontenttype: 'application/json',
       data: JSON.parse(hook.body),
     });
+  });
+
+  it('ingest - a webhook whose body Postgres cannot store (a NUL character) is refused with 400 alone; valid ones sent with it are stored', async () => {
+    const bad = stripeWebhook(STRIPE_SECRET, { data: { object: { id: 'pi_nul', note: 'a\u0000b' } } });
+    const good = Array.from({ length: 10 }, () => stripeWebhook(STRIPE_SECRET));
+    const before = await snapshot();
+    const answers = await Promise.all([bad, ...good].map((hook) => kite.api.as(undefined).post('/hooks/acme/stripe', hook.body, hook.headers)));
+    expect(answers[0]!.status).toBe(400);
+    expect(answers[0]!.body.error.code).toBe('invalid_input');
+    expect(answers.slice(1).map((a) => a.status)).toEqual(Array(10).fill(200));
+    expect((await snapshot())!.n).toBe(before!.n + 10);
+  });
+
+  it('ingest - a CloudEvent nested too deeply to store is refused with 400, not 500', async () => {
+    // Written out: JSON.stringify itself cannot go this deep.
+    const depth = 20_000;
+    const body = `{"specversion":"1.0","id":"deep-1","source":"urn:deep","type":"com.deep.test","data":${'['.repeat(depth)}"deep"${']'.repeat(depth)}}`;
+    const id = 'msg_deep_1';
+    const when = new Date();
+    const headers = { 'content-type': 'application/cloudevents+json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(when.getTime() / 1000)), 'webhook-signature': new Webhook(STANDARD_SECRET).sign(id, when, body) };
+    const answer = await kite.api.as(undefined).post('/hooks/acme/ce', body, headers);
+    expect([answer.status, answer.body.error?.code]).toEqual([400, 'invalid_body']);
   });
 
   it('ingest - a repeat of a stored webhook answers duplicate with the stored seq and stores nothing', async () => {

@@ -1,6 +1,6 @@
 import { createActor, fromPromise, SimulatedClock } from 'xstate';
 import { afterEach, describe, expect, it } from 'vitest';
-import { peerMachine, type PeerState } from '../../machines/peer.js';
+import { MAX_TIMER_MS, peerMachine, type PeerState } from '../../machines/peer.js';
 import type { DeliveryOutcome } from '../../machines/delivery-outcome.js';
 import { bucketEmpty, Deferred, delivered, flush, idle, POLICY, rateLimited, rejected, retryable, startPeer, takeActorErrors } from './peer-harness.js';
 
@@ -85,6 +85,14 @@ describe('peer - healthy', () => {
     await p.advance(1);
     expect(p.deliverCalls).toHaveLength(2);
     expect(p.deliverCalls[1]!.at).toBe(7_000);
+  });
+
+  it('peer - a Retry-After longer than a timer can wait is waited for the longest a timer can (24.8 days), not retried at once', async () => {
+    const p = await startPeer({ deliver: [rateLimited(99_999_999 * 1000)] });
+    await p.advance(MAX_TIMER_MS - 1);
+    expect(p.deliverCalls).toHaveLength(1);
+    await p.advance(1);
+    expect(p.deliverCalls).toHaveLength(2);
   });
 
   it('peer - the Retry-After wait is exact: random has no say in it', async () => {
