@@ -6,8 +6,13 @@
  * `count: 0`.
  */
 export type DeliveryOutcome =
-  /** ≥1 event accepted (2xx), or events dead-lettered alone (other 4xx) and delivery may go on. */
-  | { tag: 'delivered'; count: number }
+  /**
+   * ≥1 event accepted (2xx), or events dead-lettered alone (other 4xx) and delivery may go on.
+   * `pacedMs`: that took our own token bucket's last token and more may be waiting; the next token
+   * comes in `pacedMs`. A rate-limited peer stays rate-limited through such sends (one token, one
+   * send), instead of going healthy and back at every event.
+   */
+  | { tag: 'delivered'; count: number; pacedMs?: number }
   /** Nothing pending for this peer: no request was sent. */
   | { tag: 'idle' }
   /** Connection error, timeout, 408, 5xx, 3xx (a redirect is never followed). */

@@ -7,7 +7,9 @@
  *   restarted peer back in its persisted state without reporting a change.
  * - backing-off: `waiting` for `retryDelay` (exponential, jittered), then `retrying`.
  * - rate-limited: `waiting` exactly `rateLimitDelay` (the Retry-After), then `retrying`. Never
- *   counts as an attempt.
+ *   counts as an attempt. A delivery that used our own bucket's last token with more waiting
+ *   (`pacedMs`) stays here and waits for the next token: pacing at the limit is one state, not a
+ *   healthy ↔ rate-limited flip (and two internal events) per event.
  * - dead-lettered: holds the queue (`holdPending` on entry); `holding` until the first probe
  *   (`firstProbeDelay` = maxDelayMs), then `probing` / `waiting` (`probeDelay`, jittered) until a
  *   probe is delivered or a REDRIVE comes.
@@ -67,6 +69,7 @@ const deliverInput = ({ context }: { context: PeerContext }): DeliverInput => ({
 function afterRetry(from: 'backing-off' | 'rate-limited') {
   return {
     onDone: [
+      ...(from === 'rate-limited' ? [{ guard: 'deliveredPaced', target: 'waiting', actions: ['markDelivered', 'waitPaced'] } as const] : []),
       { guard: 'delivered', target: '#peer.healthy.delivering', actions: ['markDelivered', report(from, 'healthy', 'delivered')] },
       { guard: 'idle', target: '#peer.healthy.idle', actions: ['resetAttempts', report(from, 'healthy', 'delivered')] },
       { guard: and(['retryable', 'exhaustsRetries']), target: '#peer.dead-lettered', actions: ['countFailure', report(from, 'dead-lettered', 'retries_exhausted')] },
@@ -118,11 +121,19 @@ export const peerMachine = setup({
       const retryAfterMs = outcome?.tag === 'rate-limited' ? outcome.retryAfterMs : DEFAULT_RETRY_AFTER_MS;
       return { retryAfterMs, lastError: failureOf(event) ?? context.lastError };
     }),
+    waitPaced: assign(({ context, event }) => {
+      const outcome = outcomeOf(event);
+      return { retryAfterMs: outcome?.tag === 'delivered' && outcome.pacedMs !== undefined ? outcome.pacedMs : context.retryAfterMs };
+    }),
     updateRetry: assign(({ context, event }) => ({ retry: event.type === 'CONFIG_UPDATED' ? event.retry : context.retry })),
     resumed: assign({ resumeIn: null }),
   },
   guards: {
     delivered: ({ event }) => outcomeOf(event)?.tag === 'delivered',
+    deliveredPaced: ({ event }) => {
+      const outcome = outcomeOf(event);
+      return outcome?.tag === 'delivered' && outcome.pacedMs !== undefined;
+    },
     idle: ({ event }) => outcomeOf(event)?.tag === 'idle',
     retryable: ({ event }) => outcomeOf(event)?.tag === 'retryable',
     rateLimited: ({ event }) => outcomeOf(event)?.tag === 'rate-limited',

@@ -182,6 +182,12 @@ export class PeerDelivery {
     }
     const tokens = Math.floor(this.deps.bucket.available());
     if (tokens < 1) {
+      // Rate-limited means events wait for tokens: with nothing pending the peer is idle (the last
+      // event took the last token), not rate-limited with nothing held. One read of one row tells.
+      if (!this.retrying && !(await this.morePending())) {
+        await this.settle();
+        return { tag: 'idle' };
+      }
       await this.settle();
       return { tag: 'rate-limited', retryAfterMs: Math.max(1, this.deps.bucket.msUntil(1)) };
     }
@@ -217,7 +223,17 @@ export class PeerDelivery {
     if (fresh && batch.length < limit && whole && !signal.aborted) this.drainedAt = changesBefore;
     // What was delivered is a prefix of the batch (a partial outcome leaves the rest pending).
     if (outcome.tag === 'delivered' && outcome.count > 0) this.floor = { seq: batch[Math.min(outcome.count, batch.length) - 1]!.event_seq, changes: changesBefore };
+    // The bucket's tokens made the batch (a full read: more may wait) and it is empty now: paced.
+    if (outcome.tag === 'delivered' && whole && batch.length === limit && limit < MAX_BATCH && this.deps.bucket.available() < 1) {
+      return { ...outcome, pacedMs: Math.max(1, this.deps.bucket.msUntil(1)) };
+    }
     return outcome;
+  }
+
+  /** Whether anything beyond the batches in flight or being marked is pending (the read-ahead, if any, knows). */
+  private async morePending(): Promise<boolean> {
+    if (this.ahead) return (await this.ahead.rows).length > 0;
+    return (await this.nextRows(1, this.marking?.ids ?? [], this.floorSeq())).length > 0;
   }
 
   /** The next read starts at the bottom of the queue (see `floor`). */

@@ -103,6 +103,23 @@ describe('peer - healthy', () => {
     expect(p.deliverCalls).toHaveLength(2);
   });
 
+  it('peer - pacing at our own rate limit stays rate-limited: a send that took the last token waits for the next, with no report, until the queue is done', async () => {
+    const paced = (pacedMs: number): DeliveryOutcome => ({ tag: 'delivered', count: 1, pacedMs });
+    const p = await startPeer({ deliver: [bucketEmpty(50), paced(50), paced(50), delivered(1), idle] });
+    expect(p.state()).toBe('rate-limited');
+    await p.advance(50); // a token: one event, and the bucket is empty again
+    expect(p.state()).toBe('rate-limited');
+    expect(p.value()).toEqual({ 'rate-limited': 'waiting' });
+    await p.advance(49);
+    expect(p.deliverCalls).toHaveLength(2);
+    await p.advance(1);
+    expect(p.deliverCalls).toHaveLength(3);
+    await p.advance(50); // the last send leaves tokens: back to healthy, which finds nothing more
+    expect(p.value()).toEqual({ healthy: 'idle' });
+    expect(p.reports.map((r) => [r.from, r.to, r.reason])).toEqual([['healthy', 'rate-limited', 'rate_limited'], ['rate-limited', 'healthy', 'delivered']]);
+    expect(p.context().attempts).toBe(0);
+  });
+
   it('peer - our own empty token bucket (rate-limited without an error) leaves lastError alone', async () => {
     const p = await startPeer({ deliver: [bucketEmpty(250)] });
     expect(p.state()).toBe('rate-limited');
