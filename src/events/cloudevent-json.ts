@@ -115,11 +115,17 @@ export function nonEmptyString(value: unknown): string | undefined {
 }
 
 const CORE_STRINGS = ['datacontenttype', 'dataschema', 'subject'] as const;
+const PROVENANCE = new Set(['kitefedorigin', 'kitefedchain', 'kitefedhops']);
+/**
+ * The characters of base64 (RFC 4648 §4, and §5's URL-safe ones, padded or not, as SDKs vary): what
+ * is not even that (`%%%`) is refused rather than stored as bytes nobody can decode.
+ */
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 export interface KeepOptions {
   /** Fills `time` when the event has none. */
   readonly receivedAt: Date;
-  /** Drop `kite*` extensions: only Kite's own federation may set provenance. */
+  /** Drop every `kite*` extension; otherwise (events from a peer) all but the provenance ones. */
   readonly stripKiteExtensions: boolean;
 }
 
@@ -137,13 +143,15 @@ export function keepStructuredEvent(raw: unknown, options: KeepOptions): Normali
     if (name === 'data') { kept.data = value; continue; }
     if (value === null) continue;
     if (name === 'data_base64') {
-      if (typeof value !== 'string') throw invalid('data_base64 must be a base64 string.');
+      if (typeof value !== 'string' || !BASE64.test(value)) throw invalid('data_base64 must be a base64 string.');
       kept.data_base64 = value;
       continue;
     }
     // The name check comes before the assignment, so `__proto__` can never reach `kept`.
     if (!ATTRIBUTE_NAME.test(name)) throw invalid(`"${name}" is not a CloudEvents attribute name (lower-case letters and digits).`);
-    if (options.stripKiteExtensions && name.startsWith('kite')) continue;
+    // From a peer, only the provenance: another `kite*` extension is no more a peer's to set than a
+    // webhook sender's.
+    if (name.startsWith('kite') && (options.stripKiteExtensions || !PROVENANCE.has(name))) continue;
     if (typeof value === 'object') throw invalid(`The attribute "${name}" must be a string, number or boolean.`);
     kept[name] = value;
   }

@@ -110,6 +110,14 @@ describe('federation - receiving', () => {
     expect(Object.keys(row!.event)).toEqual(Object.keys(event));
   });
 
+  it('federation - kite extensions other than the provenance are dropped from a peer\'s event, as from any sender\'s', async () => {
+    const event = cloudEvent({ kitefedorigin: 'instance-c', kitefedchain: '["instance-c"]', kitefedhops: 1, kitefoo: 'x', time: '2026-03-04T05:06:07.000Z' });
+    expectStatus(await send(event), 200);
+    const [row] = await stored(event.id);
+    expect(row!.event).toEqual({ ...event, kitefoo: undefined });
+    expect(row!.event).not.toHaveProperty('kitefoo');
+  });
+
   it('federation - a batch is answered in the request\'s order, and a repeat is a duplicate with the stored seq', async () => {
     const events = [cloudEvent(), cloudEvent({ type: 'com.github.push' }), cloudEvent()];
     const first = expectStatus(await send(events), 200);

@@ -120,6 +120,8 @@ describe('cloudevents provider', () => {
       { ...BASE, specversion: '1.0', time: 'yesterday' },
       { ...BASE, specversion: '1.0', data_base64: 'AA==' },
       { ...BASE, specversion: '1.0', 'Bad-Name': 1 },
+      { ...BASE, specversion: '1.0', data_base64: '%%%' },
+      { ...BASE, specversion: '1.0', data_base64: 'AA==AA' },
       { ...BASE, specversion: '1.0', nested: { a: 1 } },
     ];
     for (const event of cases) {
