@@ -155,6 +155,32 @@ describe('kite serve', () => {
     }
   });
 
+  it('migrate - prints what it applied on stdout, one line each, and its logs on stderr; a second run prints that all is up to date', async () => {
+    const db = await createTestDatabase({ empty: true });
+    try {
+      const run = async () => {
+        const child = spawn(process.execPath, [CLI, 'migrate'], { env: { PATH: process.env['PATH'] ?? '', DATABASE_URL: db.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(child);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+        return { code, stdout, stderr };
+      };
+      const first = await run();
+      expect(first.code).toBe(0);
+      const lines = first.stdout.trim().split('\n');
+      expect(lines.length).toBeGreaterThan(5);
+      expect(lines.every((l) => /^applied \d{4}_[a-z0-9_]+\.sql$/.test(l)), first.stdout).toBe(true);
+      expect(first.stderr).toContain('migration applied');
+      const second = await run();
+      expect([second.code, second.stdout]).toEqual([0, 'already up to date\n']);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('serve - a DATABASE_URL whose server accepts connections and never answers fails the start in about 10 s, naming DATABASE_URL, instead of hanging', async () => {
     const silent = createServer(() => {}); // takes the connection, says nothing
     const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));

@@ -27,7 +27,7 @@ export const migrate: Command = {
     const { createLogger } = await import('../../observability/logger.js');
     const { openDatabase } = await import('../../db/database.js');
     const { migrate: applyMigrations } = await import('../../db/migrate.js');
-    const logger = createLogger(config.logLevel);
+    const logger = createLogger(config.logLevel, { toStderr: true }); // stdout is the result
 
     let db: Database | undefined;
     let stopping: Promise<void> | undefined;
