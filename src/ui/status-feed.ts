@@ -3,7 +3,8 @@
  *
  * A session starts unauthenticated: its first message must be `{"type":"auth","token":…}` (the
  * token never travels in a URL, so no access log sees it). The admin token sees the instance, a
- * team admin key its own team; anything else is closed with 1008 and the page asks again.
+ * team admin key its own team; anything else (also a first message that is not `auth`) is closed
+ * with 1008 and the page asks again; a socket that says nothing is closed after 10 s.
  *
  * While at least one session is authenticated, a tick every TICK_MS builds one snapshot per
  * scope in use and sends it to each session whose last frame differs; with no session there is
@@ -35,6 +36,8 @@ interface Session {
   /** The last snapshot frame sent, to send only changes. */
   last?: string;
   closed: boolean;
+  /** Its credentials are being checked: messages until then are ignored. */
+  authenticating?: boolean;
 }
 
 export class StatusFeed {
@@ -58,8 +61,18 @@ export class StatusFeed {
     return {
       message: (text) => {
         const message = parseMessage(text);
-        if (message?.type === 'auth' && !session.scope) void this.authenticate(session, message.token);
-        else if (message?.type === 'refresh' && session.scope) this.refresh();
+        if (session.scope) {
+          if (message?.type === 'refresh') this.refresh();
+        } else if (!session.authenticating) {
+          // The first message must be the credentials: anything else (garbage, a refresh, a token
+          // that is not a string) is closed with 1008 at once, not at the 10 s deadline.
+          if (message?.type !== 'auth') {
+            connection.end(CLOSE_POLICY_VIOLATION, 'the first message must be {"type":"auth","token":…}');
+            return;
+          }
+          session.authenticating = true;
+          void this.authenticate(session, message.token);
+        }
       },
       close: () => {
         clearTimeout(deadline);

@@ -103,7 +103,7 @@ describe('status feed', () => {
     expect(feed.size).toBe(0);
   });
 
-  it('status feed - a bad token and an agent key are closed with 1008, and so is a socket that sends no credentials within 10 s', async () => {
+  it('status feed - a bad token, an agent key and a first message that is not the credentials are closed with 1008, and so is a socket that sends no credentials within 10 s', async () => {
     const bad = new FakeConnection();
     feed.open(bad).message('{"type":"auth","token":"nope"}');
     await vi.advanceTimersByTimeAsync(0);
@@ -115,14 +115,21 @@ describe('status feed', () => {
     expect(agent.ended).toEqual({ code: 1008, reason: 'forbidden' });
 
     const silent = new FakeConnection();
-    const session = feed.open(silent);
-    session.message('{"type":"refresh"}');
-    session.message('not json');
+    feed.open(silent);
     await vi.advanceTimersByTimeAsync(9_000);
     expect(silent.ended).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1_000);
     expect(silent.ended).toEqual({ code: 1008, reason: 'no credentials' });
-    expect([...bad.sent, ...agent.sent, ...silent.sent]).toEqual([]);
+
+    // A first message that is not the credentials is closed at once.
+    const wrongFirst: FakeConnection[] = [];
+    for (const text of ['not json', '{"type":"refresh"}', 'null', '{"type":"auth","token":7}']) {
+      const c = new FakeConnection();
+      wrongFirst.push(c);
+      feed.open(c).message(text);
+      expect(c.ended?.code, text).toBe(1008);
+    }
+    expect([...bad.sent, ...agent.sent, ...silent.sent, ...wrongFirst.flatMap((c) => c.sent)]).toEqual([]);
     expect(builds).toEqual([]);
   });
 
