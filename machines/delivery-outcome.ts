@@ -8,9 +8,9 @@
 export type DeliveryOutcome =
   /**
    * ≥1 event accepted (2xx), or events dead-lettered alone (other 4xx) and delivery may go on.
-   * `pacedMs`: that took our own token bucket's last token and more may be waiting; the next token
-   * comes in `pacedMs`. A rate-limited peer stays rate-limited through such sends (one token, one
-   * send), instead of going healthy and back at every event.
+   * `pacedMs`: our own token bucket sized the batch (it held fewer tokens than events were waiting);
+   * the next token comes in `pacedMs`. A rate-limited peer stays rate-limited through such sends
+   * (one refill, one send), instead of going healthy and back at every request.
    */
   | { tag: 'delivered'; count: number; pacedMs?: number }
   /** Nothing pending for this peer: no request was sent. */

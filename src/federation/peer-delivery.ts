@@ -223,8 +223,11 @@ export class PeerDelivery {
     if (fresh && batch.length < limit && whole && !signal.aborted) this.drainedAt = changesBefore;
     // What was delivered is a prefix of the batch (a partial outcome leaves the rest pending).
     if (outcome.tag === 'delivered' && outcome.count > 0) this.floor = { seq: batch[Math.min(outcome.count, batch.length) - 1]!.event_seq, changes: changesBefore };
-    // The bucket's tokens made the batch (a full read: more may wait) and it is empty now: paced.
-    if (outcome.tag === 'delivered' && whole && batch.length === limit && limit < MAX_BATCH && this.deps.bucket.available() < 1) {
+    // The bucket, not the queue, sized the batch (a full read of as many rows as there were
+    // tokens: more may wait): paced. Whether tokens came back while the request travelled does
+    // not matter (at 100/s a 14 ms round trip refills one, and the peer flipped to healthy and
+    // back at every request); the queue running short of the tokens ends the pacing.
+    if (outcome.tag === 'delivered' && whole && batch.length === limit && limit < MAX_BATCH) {
       return { ...outcome, pacedMs: Math.max(1, this.deps.bucket.msUntil(1)) };
     }
     return outcome;

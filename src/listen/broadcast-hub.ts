@@ -26,6 +26,12 @@ const REPLAY_CHUNK_BYTES = 256 * 1024;
 /** A replay read asks for about this many bytes of events (by the size of the last read's). */
 const REPLAY_READ_BYTES = 4 * 1024 * 1024;
 const READ_BATCH = 500;
+/**
+ * A replay's first read, before it knows how large the team's events are: 500 events of 900 KiB
+ * were 450 MB held per listener (10 paused ones took a node to 2 GB). Small events cost one short
+ * read more.
+ */
+const REPLAY_FIRST_READ = 16;
 
 export interface Listener {
   readonly id: number;
@@ -250,7 +256,7 @@ export class BroadcastHub {
    * head past the cursor, so it is read again rather than skipped.
    */
   private async replay(listener: Listener, channel: Channel): Promise<void> {
-    let limit = READ_BATCH;
+    let limit = REPLAY_FIRST_READ;
     try {
       while (!listener.closed) {
         if (await this.waitForDrain(listener)) continue;
