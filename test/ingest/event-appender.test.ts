@@ -124,9 +124,10 @@ describe('EventAppender', () => {
     for (const failed of [settled[1], settled[3]] as PromiseRejectedResult[]) expect(coerceError(failed.reason)).toMatchObject({ status: 400, code: 'invalid_input' });
     const stored = await db.query<{ id: string }>(`SELECT id FROM events WHERE id LIKE 'poison-%' OR id LIKE 'long-%' ORDER BY team_id, seq`);
     expect(stored.map((r) => r.id)).toEqual(['poison-ok-1', 'poison-ok-3', 'poison-ok-2a', 'poison-ok-2b']);
-    // The batch of six events failed, then its five requests went apart.
-    expect(sizes[0]).toEqual({ size: 6, ok: false });
-    expect(sizes.slice(1).map((f) => f.size)).toEqual([1, 1, 2, 1, 1]);
+    // The batch of six events failed, then went again in halves (by request), halved again while
+    // failing: [ok-1, bad, ok-2a+2b] fails → [ok-1, bad] fails → ok-1, bad; ok-2a+2b; then
+    // [tooLong, ok-3] fails → tooLong, ok-3.
+    expect(sizes.map((f) => [f.size, f.ok])).toEqual([[6, false], [4, false], [2, false], [1, true], [1, false], [2, true], [2, false], [1, false], [1, true]]);
   });
 
   it('flushes another team while one team waits for its row lock', async () => {
