@@ -180,6 +180,9 @@ describe('kite peers add', () => {
     const second = await kite(args, withInstance({ status: 201, body: { ...peerObject({ instanceId: 'kite-a' }), outboundKey: IN_KEY, inboundKey: OUT_KEY } }, other));
     expect(second.code).toBe(0);
     expect(sent(second.sent[1]!)).toEqual(['POST', '/v1/teams/acme-eu/peers', mirrored]);
+    // The second half says the pairing is complete (the command back is only for keys chosen by hand).
+    expect(second.stderr).toContain("Both keys were given: if this ran the command that 'kite peers add' printed on kite-a, the pairing is complete.");
+    expect(first.stderr).not.toContain('Both keys were given');
   });
 
   it('peers add - warns when this instance has no https:// public URL, since the peer would refuse it', async () => {

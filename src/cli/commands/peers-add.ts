@@ -111,10 +111,21 @@ export const add: Command = {
     printJson(created);
     const command = pairingCommand(team, self, created);
     const other = typeof created.instanceId === 'string' ? created.instanceId : 'the other instance';
+    // Both keys given: most likely the second half, the command `add` printed on the other side,
+    // and then there is nothing to run back there (it would only earn a 409). Keys chosen by hand
+    // on the first side give both too, so the command still follows, said as the exception.
+    const secondHalf = body['outboundKey'] !== undefined && body['inboundKey'] !== undefined;
     const lines = [
       '',
-      'The keys above are shown only this once: Kite keeps no way to print them again.',
-      `To complete the pairing, run this against ${other} (KITE_URL and KITE_TOKEN set for it, or add --kite-url and --token).`,
+      ...(secondHalf
+        ? [
+          `Both keys were given: if this ran the command that 'kite peers add' printed on ${other}, the pairing is complete.`,
+          `Otherwise, to complete it, run this against ${other} (KITE_URL and KITE_TOKEN set for it, or add --kite-url and --token).`,
+        ]
+        : [
+          'The keys above are shown only this once: Kite keeps no way to print them again.',
+          `To complete the pairing, run this against ${other} (KITE_URL and KITE_TOKEN set for it, or add --kite-url and --token).`,
+        ]),
       'It contains both secret keys of the pair: pass it on privately, and keep it out of chats, tickets and shell history.',
       '',
       `  ${command}`,
